@@ -1,0 +1,128 @@
+"""The `anpr-edge` command line. Subcommands import their heavy modules lazily so --help is quick."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agent import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Roadside ANPR camera unit software.")
+config_app = typer.Typer(no_args_is_help=True, help="Check device configuration files.")
+sim_app = typer.Typer(no_args_is_help=True, help="Camera simulator: data sets and sample frames.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measured figures.")
+app.add_typer(config_app, name="config")
+app.add_typer(sim_app, name="sim")
+app.add_typer(bench_app, name="bench")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"anpr-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Roadside ANPR camera unit software."""
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="TOML configuration file.")]) -> None:
+    """Validate a configuration file; exit 2 naming each bad field, its value and why."""
+    from agent.config import ConfigError, load
+
+    try:
+        cfg = load(file)
+    except ConfigError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{file}: OK (site {cfg.site.id}, camera {cfg.camera.id}, backend {cfg.camera.backend})")
+
+
+@sim_app.command("dataset")
+def sim_dataset(
+    kind: Annotated[str, typer.Option(help="scenes (whole frames) or plates (plate crops).")],
+    count: Annotated[int, typer.Option(min=1, help="Number of images.")],
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")],
+    out: Annotated[Path, typer.Option(help="Output folder (images + labels.jsonl).")],
+    conditions: Annotated[str | None, typer.Option(help="Comma list: day,overcast,dusk,night,rain,glare,night_rain")]
+    = None,
+) -> None:
+    """Write a labelled data set of simulated images."""
+    from sim.dataset import parse_conditions, write_dataset
+
+    if kind not in ("scenes", "plates"):
+        typer.echo(f"--kind must be 'scenes' or 'plates', not {kind!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        conds = parse_conditions(conditions)
+    except ValueError as e:
+        typer.echo(f"--conditions: {e}", err=True)
+        raise typer.Exit(2) from None
+    n = write_dataset(kind, count, seed, out, conds)
+    typer.echo(f"wrote {n} {kind} images and labels.jsonl to {out}")
+
+
+@sim_app.command("contact-sheet")
+def sim_contact_sheet(
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("docs/img/sim-contact-sheet.png"),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """A grid of day and night sample frames with their ground truth drawn on."""
+    from sim.contact_sheet import make_contact_sheet
+
+    typer.echo(f"wrote {make_contact_sheet(out, seed)}")
+
+
+@bench_app.command("sim")
+def bench_sim(
+    frames: Annotated[int, typer.Option(help="Frames to time.")] = 500,
+    crops: Annotated[int, typer.Option(help="Plate crops to time.")] = 2000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """SimCamera frames/s at 1280x720 and plate crops/s, on one core."""
+    from sim.bench import bench_sim as run
+
+    result = run(frames, crops)
+    if json_out:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="anpr-edge bench sim (one thread)")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for k, v in result.items():
+        t.add_row(k, f"{v:.1f}" if isinstance(v, float) else str(v))
+    Console().print(t)
+
+
+@app.command("demo")
+def demo(
+    seconds: Annotated[float, typer.Option(help="How long to run (simulated seconds).")] = 60.0,
+    out: Annotated[Path, typer.Option(help="Folder for the gallery.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option()] = 1,
+    headless: Annotated[bool, typer.Option(help="No live view; print a JSON summary.")] = False,
+) -> None:
+    """Run the simulated camera with traffic going from day to night; show the plates it sees."""
+    from sim.demo import run_demo
+
+    summary = run_demo(seconds=seconds, out=out, seed=seed, live=not headless and sys.stdout.isatty())
+    typer.echo(json.dumps(summary, indent=None if headless else 2))
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

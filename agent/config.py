@@ -1,0 +1,224 @@
+"""The device configuration: one TOML file validated by pydantic, overridable by ANPR_EDGE_* variables.
+
+Environment variables name a field by its path with double underscores, e.g.
+`ANPR_EDGE_UPLINK__BROKER=mqtts://broker:8883` or `ANPR_EDGE_CAMERA__FPS=30`; values are parsed as
+TOML values when they can be (numbers, booleans, arrays), else taken as strings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "ANPR_EDGE_"
+DEFAULT_PATH = Path("/etc/anpr-edge/config.toml")
+
+Point = tuple[float, float]
+Polygon = Annotated[list[Point], Field(min_length=3)]
+# Mirrors sim.scene.PRESETS (a test keeps them equal); agent must not import the simulator.
+ConditionName = Literal["day", "overcast", "dusk", "night", "rain", "glare", "night_rain"]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Site(Strict):
+    id: Identifier = Field(description="Site identifier, used in MQTT topics.")
+    name: str = Field("", description="Human-readable site name.")
+    latitude: float | None = Field(None, ge=-90, le=90, description="Fixed location when there is no GNSS.")
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+
+class SimSource(Strict):
+    seed: int = 0
+    conditions: ConditionName = "day"
+    mount_height_m: float = Field(5.0, gt=0.5, le=30)
+    capture_distance_m: float = Field(14.0, gt=1, le=100)
+    focal_length_mm: float = Field(12.0, gt=1, le=300)
+    pixel_pitch_um: float = Field(3.0, gt=0.5, le=20)
+    rate_per_hour: float = Field(900.0, ge=0, le=5000, description="Vehicles per hour per lane.")
+    foreign_rate: float = Field(0.02, ge=0, le=1)
+    realtime: bool = True
+
+
+class Camera(Strict):
+    id: Identifier = Field(description="Camera identifier, used in MQTT topics.")
+    backend: Literal["sim", "picamera2", "opencv"] = "sim"
+    source: str = Field("", description="opencv: device index, file, folder or stream URL.")
+    width: int = Field(1280, ge=160, le=8192)
+    height: int = Field(720, ge=120, le=8192)
+    fps: float = Field(25.0, gt=0, le=120)
+    colour: bool = False
+    exposure_us: int = Field(1000, ge=10, le=100_000, description="Starting shutter; exposure control adjusts it.")
+    gain: float = Field(1.0, ge=1.0, le=64.0)
+    max_speed_kmh: float = Field(130.0, gt=0, le=300, description="Caps the shutter for <= 1.5 px motion blur.")
+    sim: SimSource = Field(default_factory=SimSource)
+
+
+class Illuminator(Strict):
+    backend: Literal["none", "sim", "gpio", "serial"] = "sim"
+    gpio_pin: int = Field(18, ge=0, le=40)
+    serial_port: str = "/dev/ttyUSB0"
+    baudrate: int = Field(9600, ge=1200, le=921_600)
+
+
+class Gnss(Strict):
+    backend: Literal["none", "serial"] = "none"
+    serial_port: str = "/dev/ttyACM0"
+    baudrate: int = Field(9600, ge=1200, le=921_600)
+
+
+class Recogniser(Strict):
+    models_dir: Path = Path("models")
+    threads: int = Field(1, ge=1, le=16)
+    min_confidence: float = Field(0.8, ge=0, le=1, description="Reads below this are not published.")
+
+
+class Uplink(Strict):
+    broker: str = Field("mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[^\s/:]+(:\d{1,5})?/?$")
+    mqtt_version: Literal["5", "3.1.1"] = "5"
+    client_id: str = ""
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = Field(None, description="File holding the password; never the password itself.")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    health_interval_s: float = Field(30.0, ge=1, le=3600)
+    inflight: int = Field(20, ge=1, le=1000)
+    backlog_rate: float = Field(200.0, gt=0, description="Backlog reads per second, behind live reads.")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Uplink:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together (client certificate for mTLS)")
+        return self
+
+
+class Storage(Strict):
+    state_dir: Path = Path("/var/lib/anpr-edge")
+    outbox_max_bytes: int = Field(2_000_000_000, ge=1_000_000)
+    outbox_max_age_h: float = Field(24 * 14, gt=0)
+
+
+class Evidence(Strict):
+    patch_colour: bool = False
+    privacy_masks: list[Polygon] = Field(default_factory=list, description="Image polygons blanked in overviews.")
+
+
+class Geometry(Strict):
+    capture_region: Polygon | None = None
+    lanes: list[Polygon] = Field(default_factory=list)
+
+
+class Logging(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class DeviceConfig(Strict):
+    site: Site
+    camera: Camera
+    illuminator: Illuminator = Field(default_factory=Illuminator)
+    gnss: Gnss = Field(default_factory=Gnss)
+    recogniser: Recogniser = Field(default_factory=Recogniser)
+    uplink: Uplink = Field(default_factory=Uplink)
+    storage: Storage = Field(default_factory=Storage)
+    evidence: Evidence = Field(default_factory=Evidence)
+    geometry: Geometry = Field(default_factory=Geometry)
+    logging: Logging = Field(default_factory=Logging)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` lists (field, value, reason)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, Any, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: invalid configuration"]
+        for loc, value, msg in problems:
+            shown = _redact(loc, value)
+            lines.append(f"  {loc}: {msg} (got {shown})")
+        super().__init__("\n".join(lines))
+
+
+_SECRET_WORDS = ("password", "secret", "token", "key")
+
+
+def _redact(loc: str, value: Any) -> str:
+    leaf = loc.rsplit(".", 1)[-1].lower()
+    if any(w in leaf for w in _SECRET_WORDS) and not leaf.endswith("_file"):
+        return "<redacted>"
+    r = repr(value)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested dict from ANPR_EDGE_SECTION__FIELD=value variables."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        node = out
+        for p in path[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                nxt = node[p] = {}
+            node = nxt
+        node[path[-1]] = _parse_env_value(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def from_mapping(data: dict[str, Any], source: str = "<config>",
+                 environ: Mapping[str, str] | None = None) -> DeviceConfig:
+    merged = _merge(data, env_overrides(os.environ if environ is None else environ))
+    try:
+        return DeviceConfig.model_validate(merged)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append((loc, err.get("input"), err["msg"]))
+        raise ConfigError(source, problems) from None
+
+
+def load(path: Path | str, environ: Mapping[str, str] | None = None) -> DeviceConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), [("(file)", str(path), f"cannot read: {e.strerror or e}")]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [("(file)", str(path), f"not UTF-8 text: {e.reason}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), [("(syntax)", None, f"TOML syntax error: {e}")]) from None
+    return from_mapping(data, str(path), environ)

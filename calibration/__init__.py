@@ -1,0 +1,1 @@
+"""Commissioning tools: focus, plate size, shutter, ROI, masks, report."""

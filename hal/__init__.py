@@ -1,0 +1,1 @@
+"""Hardware abstraction: small Protocols, one backend per real library, plus simulated backends."""

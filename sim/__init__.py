@@ -1,0 +1,1 @@
+"""Camera simulator: UK plates, renderer, scene and optics, traffic, data sets."""
