@@ -28,7 +28,11 @@ YEAR_LETTERS = "ABCDEFGHJKLMNPRSTVWXY"  # no I, O, Q, U, Z
 # Three-letter groups of the older GB formats never use I, Q or Z (Z and I belong to Ireland).
 GB_OLD_LETTERS = "".join(c for c in LETTERS if c not in "IQZ")
 # Northern Ireland two-letter codes: each contains I or Z.
-NI_CODES = ["AZ", "BZ", "CZ", "DZ", "EZ", "FZ", "GZ", "HZ", "IA", "IB", "IG", "IJ", "IL", "IW", "JI", "JZ", "KZ", "LZ", "MZ", "NZ", "OI", "OZ", "PZ", "RZ", "SZ", "TZ", "UI", "UZ", "VZ", "WZ", "XI", "XZ", "YZ"]
+NI_CODES = (
+    "AZ", "BZ", "CZ", "DZ", "EZ", "FZ", "GZ", "HZ", "IA", "IB", "IG", "IJ",
+    "IL", "IW", "JI", "JZ", "KZ", "LZ", "MZ", "NZ", "OI", "OZ", "PZ", "RZ",
+    "SZ", "TZ", "UI", "UZ", "VZ", "WZ", "XI", "XZ", "YZ",
+)
 NI_SERIAL = "".join(c for c in LETTERS if c not in "IQZ")
 
 MAX_LEN = 7

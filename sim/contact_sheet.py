@@ -20,7 +20,7 @@ def draw_truth(img: np.ndarray, plates: list[PlateTruth]) -> np.ndarray:
     for p in plates:
         poly = np.round(np.array(p.polygon)).astype(np.int32)
         cv2.polylines(out, [poly], True, (0, 255, 0), 2, cv2.LINE_AA)
-        x, y, w, h = p.bbox
+        x, y, _w, _h = p.bbox
         label = f"{p.display}  {p.char_height_px:.0f}px  {p.speed_kmh:.0f}km/h"
         cv2.putText(out, label, (x, max(14, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(out, label, (x, max(14, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 1, cv2.LINE_AA)

@@ -186,7 +186,7 @@ def plate_crop(rng: np.random.Generator, text: PlateText, cond: Conditions, out_
     if not colour:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     if rng.random() < 0.7:
-        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
+        _ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
         img = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
     return img, [[round(float(a), 2), round(float(b), 2)] for a, b in quad]
 
@@ -200,7 +200,8 @@ def plate_samples(count: int, seed: int, conditions: tuple[str, ...], foreign_ra
         img, quad = plate_crop(rng, text, cond, colour=bool(rng.random() < colour_rate))
         xs, ys = [p[0] for p in quad], [p[1] for p in quad]
         x0, y0 = max(0, int(min(xs))), max(0, int(min(ys)))
-        bbox = [x0, y0, min(img.shape[1], int(math.ceil(max(xs)))) - x0, min(img.shape[0], int(math.ceil(max(ys)))) - y0]
+        x1, y1 = min(img.shape[1], math.ceil(max(xs))), min(img.shape[0], math.ceil(max(ys)))
+        bbox = [x0, y0, x1 - x0, y1 - y0]
         yield Sample(f"plate_{seed}_{i:06d}", img, [{"vrm": text.vrm, "format": text.format, "bbox": bbox,
                                                       "polygon": quad, "display": text.display}], cond.name)
 

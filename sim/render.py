@@ -128,7 +128,7 @@ def render_plate(text: PlateText, style: PlateStyle | None = None, px_per_mm: fl
         cv2.rectangle(img, (0, 0), (int(BAND_W * s), img.shape[0]), band_colour, -1)
         code = text.country if foreign else "UK"
         fs = 0.9 * s * (BAND_W / 50.0) * (1.0 if len(code) <= 2 else 0.7)
-        (tw, th), _ = cv2.getTextSize(code, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(2 * s)))
+        (tw, _th), _ = cv2.getTextSize(code, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(2 * s)))
         org = (int((BAND_W * s - tw) / 2), int(h_mm * s * 0.85))
         cv2.putText(img, code, org, cv2.FONT_HERSHEY_SIMPLEX, fs, (235, 235, 235), max(1, int(2 * s)), cv2.LINE_AA)
 
@@ -153,7 +153,7 @@ def render_plate(text: PlateText, style: PlateStyle | None = None, px_per_mm: fl
         for gi, grp in enumerate(groups):
             if gi:
                 x += gap - sp
-            for ch in grp:
+            for _ in grp:
                 boxes.append((x, y, cw, CHAR_H))
                 x += cw + sp
     chars = [c for line in lines for g in line for c in g]
