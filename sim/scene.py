@@ -344,7 +344,10 @@ class SceneRenderer:
         uv_end, _ = m.project(world + np.array([0, dy, 0]))
         self._blur_vec = (uv_end - uv).mean(axis=0)
         blur_px = float(np.linalg.norm(self._blur_vec))
-        allpts = np.vstack([uv, uv_end])
+        # The blur kernel is centred on the plate, so the exposure spans uv -/+ half the displacement.
+        # (+2 px for interpolation and the kernel's rounding to whole pixels)
+        half = np.abs(self._blur_vec) / 2 + 2.0
+        allpts = np.vstack([uv - half, uv + half])
         bx0, by0 = np.floor(allpts.min(axis=0)).astype(int)
         bx1, by1 = np.ceil(allpts.max(axis=0)).astype(int) + 1
         if bx1 <= 0 or by1 <= 0 or bx0 >= W or by0 >= H:

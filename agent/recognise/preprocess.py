@@ -1,0 +1,69 @@
+"""Image preparation shared by training and run time, so the models see the same thing in both."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from agent.plates import ALPHABET
+
+READER_H, READER_W = 32, 128
+DET_W, DET_H = 640, 384  # detector input; output mask is 1/4 of this
+DET_STRIDE = 4
+TWO_LINE_ASPECT = 2.6  # crops narrower than this (w/h) are square two-line plates
+BLANK = len(ALPHABET)  # CTC blank index; classes are ALPHABET + blank
+N_CLASSES = len(ALPHABET) + 1
+
+
+def to_grey(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 2:
+        return img
+    if img.shape[2] == 1:
+        return img[:, :, 0]
+    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+def stretch_contrast(grey: np.ndarray) -> np.ndarray:
+    """Percentile stretch: makes day, dusk and IR crops look alike to the reader."""
+    lo, hi = np.percentile(grey, (2, 98))
+    if hi - lo < 8:
+        hi = lo + 8
+    return cv2.convertScaleAbs(grey, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
+
+
+def reader_input(crop: np.ndarray, two_line: bool | None = None) -> np.ndarray:
+    """A plate crop (any size, grey or BGR) as the reader's HxW uint8 input.
+
+    Square two-line plates are cut into their top and bottom halves and laid side by side, so one
+    single-line reader reads both kinds.
+    """
+    g = to_grey(crop)
+    h, w = g.shape[:2]
+    if h < 2 or w < 2:
+        raise ValueError(f"plate crop too small: {w}x{h}")
+    if two_line is None:
+        two_line = w / h < TWO_LINE_ASPECT
+    if two_line:
+        mid = h // 2
+        top, bot = g[: mid + h // 20], g[mid - h // 20:]
+        bot = cv2.resize(bot, (top.shape[1], top.shape[0]), interpolation=cv2.INTER_LINEAR)
+        g = np.hstack([top, bot])
+    interp = cv2.INTER_AREA if g.shape[1] > READER_W else cv2.INTER_LINEAR
+    out = cv2.resize(g, (READER_W, READER_H), interpolation=interp)
+    return stretch_contrast(out)
+
+
+def encode_label(vrm: str) -> list[int]:
+    return [ALPHABET.index(c) for c in vrm]
+
+
+def detector_input(img: np.ndarray) -> tuple[np.ndarray, float]:
+    """Frame scaled (aspect kept) and padded to the detector's input; returns it and the scale."""
+    g = to_grey(img)
+    h, w = g.shape
+    s = min(DET_W / w, DET_H / h)
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    small = cv2.resize(g, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((DET_H, DET_W), np.uint8)
+    out[:nh, :nw] = small
+    return out, s

@@ -1,0 +1,115 @@
+"""Helpers shared by the training scripts: logging, cached data chunks, resumable Keras training,
+int8 export. Training needs the `train` extra (TensorFlow on CPU)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def setup_logging(work: Path, name: str) -> logging.Logger:
+    work.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(name)
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+        for h in (logging.FileHandler(work / "train.log"), logging.StreamHandler(sys.stdout)):
+            h.setFormatter(fmt)
+            log.addHandler(h)
+    return log
+
+
+def cached_chunks(work: Path, prefix: str, n_chunks: int, make: Callable[[int], dict[str, np.ndarray]],
+                  log: logging.Logger, workers: int = 2) -> dict[str, np.ndarray]:
+    """Make (or reuse) numbered .npz chunks with a process pool and concatenate them.
+
+    `make(i)` must be deterministic in i, so a resumed run reuses finished chunks and remakes the rest
+    to the same bytes.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(n_chunks) if not (work / f"{prefix}_{i:04d}.npz").exists()]
+    if todo:
+        log.info("making %d of %d %s chunks with %d workers", len(todo), n_chunks, prefix, workers)
+        t0 = time.time()
+        with get_context("spawn").Pool(workers) as pool:
+            for k, (i, arrays) in enumerate(pool.imap_unordered(_call, [(make, i) for i in todo])):
+                tmp = work / f"{prefix}_{i:04d}.tmp.npz"
+                np.savez(tmp, **arrays)
+                os.replace(tmp, work / f"{prefix}_{i:04d}.npz")
+                log.info("chunk %s %d done (%d/%d, %.0f s)", prefix, i, k + 1, len(todo), time.time() - t0)
+    parts = [dict(np.load(work / f"{prefix}_{i:04d}.npz")) for i in range(n_chunks)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _call(arg: tuple[Callable[[int], dict[str, np.ndarray]], int]) -> tuple[int, dict[str, np.ndarray]]:
+    fn, i = arg
+    import cv2
+
+    cv2.setNumThreads(1)
+    return i, fn(i)
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if os.environ.get("ANPR_TRAIN_DETERMINISTIC", "1") == "1":
+        tf.config.experimental.enable_op_determinism()
+
+
+def resume_state(work: Path) -> dict[str, object]:
+    p = work / "state.json"
+    return json.loads(p.read_text()) if p.exists() else {"epoch": 0, "history": []}
+
+
+def checkpoint_callback(work: Path, log: logging.Logger):
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Saves weights and the epoch count atomically after every epoch (a few minutes each)."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            tmp = work / "ckpt.tmp.weights.h5"
+            self.model.save_weights(tmp)
+            os.replace(tmp, work / "ckpt.weights.h5")
+            st = resume_state(work)
+            hist = list(st.get("history", []))  # type: ignore[arg-type]
+            hist.append({k: float(v) for k, v in (logs or {}).items()})
+            (work / "state.json").write_text(json.dumps({"epoch": epoch + 1, "history": hist}))
+            log.info("epoch %d done: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()})
+
+    return Checkpoint()
+
+
+def export_int8(model, representative: np.ndarray, out: Path, log: logging.Logger) -> int:
+    """Full-integer int8 TFLite (uint8 in/out) calibrated on `representative` (N,H,W,1 uint8)."""
+    import tensorflow as tf
+
+    def rep():
+        for i in range(min(300, len(representative))):
+            yield [representative[i:i + 1].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    data = conv.convert()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    log.info("wrote %s (%d bytes)", out, len(data))
+    return len(data)

@@ -1,0 +1,223 @@
+"""Train the character reader (plate crop -> characters) on simulator crops; export int8 TFLite.
+
+CTC over 32 columns rather than fixed slots: UK registrations have 2 to 7 characters and foreign
+ones up to 10, in varying positions, and CTC needs no per-character boxes.
+
+    python scripts/train_reader.py --seed 1            # resumes if train-runs/reader exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from train_common import (
+    ROOT,
+    cached_chunks,
+    checkpoint_callback,
+    export_int8,
+    resume_state,
+    seed_everything,
+    setup_logging,
+)
+
+MAX_LABEL = 12
+CHUNK = 5000
+
+
+def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
+    import cv2
+
+    from agent.recognise.preprocess import READER_H, READER_W, encode_label, reader_input
+    from sim.dataset import parse_conditions, plate_crop
+    from sim.plates import generate
+    from sim.scene import Conditions
+
+    rng = np.random.default_rng([seed, 1000 + i])
+    conds = parse_conditions(None)
+    xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
+    ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+    for k in range(per_chunk):
+        cond = Conditions.preset(conds[int(rng.integers(len(conds)))])
+        if rng.random() < 0.04:  # negatives: bumpers, grilles, road, headlights; nothing to read
+            img = _negative(rng)
+            vrm = ""
+        else:
+            text = generate(rng, foreign_rate=0.1)
+            img, _ = plate_crop(rng, text, cond, out_h=int(rng.choice([24, 32, 48, 64])),
+                                variety=0.3, colour=bool(rng.random() < 0.3))
+            vrm = text.vrm
+        xs[k] = reader_input(img)
+        lab = encode_label(vrm)
+        ys[k, : len(lab)] = lab
+        ys[k, MAX_LABEL] = len(lab)
+    del cv2
+    return {"x": xs, "y": ys}
+
+
+def _negative(rng: np.random.Generator) -> np.ndarray:
+    import cv2
+
+    h, w = int(rng.integers(20, 64)), int(rng.integers(60, 250))
+    img = np.full((h, w), int(rng.integers(0, 255)), np.uint8)
+    for _ in range(int(rng.integers(0, 6))):
+        p1 = (int(rng.integers(w)), int(rng.integers(h)))
+        p2 = (int(rng.integers(w)), int(rng.integers(h)))
+        cv2.rectangle(img, p1, p2, int(rng.integers(0, 255)), int(rng.integers(-1, 4)))
+    img = np.clip(img + rng.normal(0, rng.uniform(2, 25), img.shape), 0, 255).astype(np.uint8)
+    return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 2.0)))
+
+
+def build_model():
+    import keras
+    from keras import layers
+
+    from agent.recognise.preprocess import N_CLASSES, READER_H, READER_W
+
+    def block(x, ch, pool):
+        x = layers.Conv2D(ch, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        if pool:
+            x = layers.MaxPooling2D(pool)(x)
+        return x
+
+    inp = keras.Input((READER_H, READER_W, 1), name="crop")
+    x = layers.Rescaling(1 / 255.0)(inp)
+    x = block(x, 16, (2, 2))  # 16x64
+    x = block(x, 32, (2, 2))  # 8x32
+    x = block(x, 64, None)
+    x = layers.SeparableConv2D(64, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.MaxPooling2D((2, 1))(x)  # 4x32
+    x = block(x, 96, (2, 1))  # 2x32
+    x = layers.Conv2D(128, (2, 1), padding="valid", activation="relu")(x)  # 1x32
+    x = layers.Conv2D(128, (1, 3), padding="same", activation="relu")(x)  # context along the plate
+    x = layers.Dropout(0.1)(x)
+    logits = layers.Conv2D(N_CLASSES, 1, name="logits")(x)
+    logits = layers.Reshape((READER_W // 4, N_CLASSES))(logits)
+    return keras.Model(inp, logits, name="reader")
+
+
+def ctc_loss(y_true, y_pred):
+    import tensorflow as tf
+
+    from agent.recognise.preprocess import BLANK
+
+    labels = tf.cast(y_true[:, :MAX_LABEL], tf.int32)
+    lengths = tf.cast(y_true[:, MAX_LABEL], tf.int32)
+    labels = tf.where(labels < 0, tf.zeros_like(labels), labels)
+    logit_len = tf.fill([tf.shape(y_pred)[0]], tf.shape(y_pred)[1])
+    loss = tf.nn.ctc_loss(labels=labels, logits=y_pred, label_length=lengths, logit_length=logit_len,
+                          logits_time_major=False, blank_index=BLANK)
+    return tf.reduce_mean(loss)
+
+
+def greedy(probs: np.ndarray) -> list[str]:
+    from agent.plates import ALPHABET
+    from agent.recognise.preprocess import BLANK
+
+    out = []
+    for row in probs.argmax(-1):
+        s, prev = [], -1
+        for c in row:
+            if c != prev and c != BLANK:
+                s.append(ALPHABET[c])
+            prev = c
+        out.append("".join(s))
+    return out
+
+
+def labels_to_text(ys: np.ndarray) -> list[str]:
+    from agent.plates import ALPHABET
+
+    return ["".join(ALPHABET[c] for c in y[: y[MAX_LABEL]]) for y in ys]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--train-count", type=int, default=140_000)
+    ap.add_argument("--val-count", type=int, default=5_000)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--work", type=Path, default=ROOT / "train-runs" / "reader")
+    ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    log = setup_logging(args.work, "train_reader")
+    t_start = time.time()
+    log.info("reader training: %s", vars(args))
+    n_train = args.train_count // CHUNK
+    n_val = max(1, args.val_count // CHUNK)
+    train = cached_chunks(args.work, "train", n_train, functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK),
+                          log, args.workers)
+    val = cached_chunks(args.work, "val", n_val,
+                        functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
+    log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
+
+    import keras
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    seed_everything(args.seed)
+    model = build_model()
+    state = resume_state(args.work)
+    start_epoch = int(state["epoch"])  # type: ignore[arg-type]
+    ckpt = args.work / "ckpt.weights.h5"
+    if start_epoch and ckpt.exists():
+        model.load_weights(ckpt)
+        log.info("resumed at epoch %d", start_epoch)
+    steps = len(train["x"]) // args.batch
+    sched = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps * args.epochs, alpha=0.02,
+                                                   warmup_target=None)
+    model.compile(optimizer=keras.optimizers.Adam(sched), loss=ctc_loss)
+    if start_epoch:  # continue the learning-rate schedule where it stopped
+        model.optimizer.build(model.trainable_variables)
+        model.optimizer.iterations.assign(start_epoch * steps)
+    xtr = train["x"][..., None]
+    ytr = train["y"].astype(np.float32)
+    if start_epoch < args.epochs:
+        model.fit(xtr, ytr, batch_size=args.batch, epochs=args.epochs, initial_epoch=start_epoch,
+                  validation_data=(val["x"][..., None], val["y"].astype(np.float32)), shuffle=True,
+                  callbacks=[checkpoint_callback(args.work, log)], verbose=2)
+    train_s = time.time() - t_start
+
+    # Accuracy of the float model and of the exported int8 model on the held-out set.
+    truth = labels_to_text(val["y"])
+    probs = tf.nn.softmax(model.predict(val["x"][..., None], batch_size=256, verbose=0)).numpy()
+    acc_float = float(np.mean([a == b for a, b in zip(greedy(probs), truth, strict=True)]))
+    export = keras.Sequential([model, keras.layers.Softmax(name="probs")], name="reader_export")
+    export.build((None, *model.input_shape[1:]))
+    out = args.out / "reader.tflite"
+    size = export_int8(export, val["x"][..., None], out, log)
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(out), num_threads=2)
+    it.allocate_tensors()
+    inp, outd = it.get_input_details()[0], it.get_output_details()[0]
+    q_probs = []
+    for x in val["x"]:
+        it.set_tensor(inp["index"], x[None, :, :, None])
+        it.invoke()
+        q_probs.append(it.get_tensor(outd["index"])[0])
+    acc_int8 = float(np.mean([a == b for a, b in zip(greedy(np.array(q_probs)), truth, strict=True)]))
+    meta = {"model": "reader", "seed": args.seed, "train_samples": len(train["x"]), "val_samples": len(val["x"]),
+            "epochs": args.epochs, "input": list(model.input_shape[1:]), "bytes": size,
+            "val_exact_float": round(acc_float, 4), "val_exact_int8": round(acc_int8, 4),
+            "train_wall_s": round(train_s), "tensorflow": tf.__version__}
+    (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log.info("done: %s", meta)
+
+
+if __name__ == "__main__":
+    main()
