@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from train_common import (
     ROOT,
     cached_chunks,
@@ -69,7 +68,7 @@ def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
     from agent.recognise.preprocess import DET_STRIDE
     from sim.dataset import parse_conditions, scene_samples
 
-    DET_H, DET_W = TRAIN_H, TRAIN_W  # noqa: N806
+    DET_H, DET_W = TRAIN_H, TRAIN_W
 
     rng = np.random.default_rng([seed, 2000 + i])
     conds = parse_conditions(None)

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from train_common import (
     ROOT,
     cached_chunks,

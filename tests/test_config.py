@@ -1,3 +1,4 @@
+import contextlib
 import tomllib
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def test_bad_values_name_field_value_and_reason():
 
 
 def test_unknown_field_is_refused():
-    with pytest.raises(ConfigError, match="camera.fsp"):
+    with pytest.raises(ConfigError, match=r"camera\.fsp"):
         from_mapping({**MINIMAL, "camera": {"id": "cam1", "fsp": 25}}, environ={})
 
 
@@ -75,10 +76,8 @@ def test_syntax_error_and_missing_file(tmp_path):
 def test_loader_never_crashes_on_arbitrary_text(tmp_path_factory, text):
     p = tmp_path_factory.mktemp("cfg") / "c.toml"
     p.write_text(text, encoding="utf-8")
-    try:
+    with contextlib.suppress(ConfigError):
         load(p, environ={})
-    except ConfigError:
-        pass
 
 
 @given(fps=st.one_of(st.floats(allow_nan=True), st.integers(), st.text(max_size=5), st.booleans()),

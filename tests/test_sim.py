@@ -62,7 +62,8 @@ def test_dataset_cli_is_byte_identical_per_seed(tmp_path):
 
 def test_dataset_cli_rejects_bad_arguments(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["sim", "dataset", "--kind", "cars", "--count", "1", "--seed", "1", "--out", str(tmp_path)])
+    res = runner.invoke(app, ["sim", "dataset", "--kind", "cars", "--count", "1", "--seed", "1",
+                              "--out", str(tmp_path)])
     assert res.exit_code == 2 and "scenes" in res.output
     res = runner.invoke(app, ["sim", "dataset", "--kind", "plates", "--count", "1", "--seed", "1",
                               "--out", str(tmp_path), "--conditions", "snow"])
