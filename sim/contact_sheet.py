@@ -45,7 +45,7 @@ def interesting_frame(cond_name: str, seed: int, colour: bool = False, max_frame
     return best
 
 
-def make_contact_sheet(out: Path, seed: int = 0, cols: int = 3, tile_w: int = 640) -> Path:
+def make_contact_sheet(out: Path, seed: int = 0, cols: int = 3, tile_w: int = 480) -> Path:
     tiles = []
     for i, cond in enumerate(SHEET_CONDITIONS):
         f = interesting_frame(cond, seed + i, colour=(i == 1))
