@@ -106,6 +106,122 @@ def bench_sim(
     Console().print(t)
 
 
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXT))
+        else:
+            out.append(p)
+    return out
+
+
+@app.command("recognise")
+def recognise(
+    paths: Annotated[list[Path], typer.Argument(help="Images (jpg/png) and folders of images.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
+    models: Annotated[Path, typer.Option(help="Folder with detector.tflite and reader.tflite.")] = Path("models"),
+    threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
+) -> None:
+    """Read the plates in images; an unreadable file gives an error line and the command goes on."""
+    import time
+
+    import cv2
+
+    from agent.recognise import Recogniser, RecogniserError
+
+    try:
+        rec = Recogniser(models, threads)
+    except RecogniserError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    failures = 0
+    for f in _image_files(paths):
+        t0 = time.perf_counter()
+        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED) if f.is_file() else None
+        if img is not None and img.ndim == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        if img is not None and img.dtype != "uint8":
+            img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
+        if img is None:
+            failures += 1
+            msg = "not found" if not f.exists() else "not a readable image"
+            typer.echo(json.dumps({"file": str(f), "error": msg}) if json_out else f"{f}: error: {msg}")
+            continue
+        try:
+            reads = rec.recognise(img)
+        except ValueError as e:
+            failures += 1
+            typer.echo(json.dumps({"file": str(f), "error": str(e)}) if json_out else f"{f}: error: {e}")
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        if json_out:
+            typer.echo(json.dumps({"file": str(f), "reads": [r.to_json() for r in reads], "ms": round(ms, 1)}))
+        else:
+            shown = ", ".join(f"{r.vrm} ({r.format}, {r.confidence:.2f})" for r in reads) or "no plate read"
+            typer.echo(f"{f}: {shown}  [{ms:.0f} ms]")
+
+
+@app.command("eval")
+def eval_cmd(
+    labels: Annotated[Path, typer.Argument(help="labels.jsonl (from sim dataset) or labels.csv (file,vrm).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+    min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.8,
+) -> None:
+    """Detection recall, exact-read rate, within-one rate, per format and condition, confusions."""
+    from agent.evaluate import evaluate
+    from agent.recognise import Recogniser, RecogniserError
+
+    try:
+        res = evaluate(labels, Recogniser(models, 1), min_confidence)
+    except (RecogniserError, ValueError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if json_out:
+        typer.echo(json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    t = Table(title=f"anpr-edge eval {labels} ({res['images']} images, {res['plates']} plates)")
+    for c in ("group", "plates", "detection recall", "exact", "within one"):
+        t.add_column(c)
+
+    def row(name: str, r: dict) -> None:
+        t.add_row(name, str(r["plates"]), f"{r['detection_recall']:.2%}", f"{r['exact']:.2%}", f"{r['within_one']:.2%}")
+
+    row("all", res)
+    for k, v in res["per_format"].items():
+        row(f"format {k}", v)
+    for k, v in res["per_condition"].items():
+        row(f"condition {k}", v)
+    con.print(t)
+    c = Table(title="confidence threshold")
+    for col in ("threshold", "coverage", "precision", "frames with a false read"):
+        c.add_column(col)
+    for r in res["calibration"]:
+        c.add_row(str(r["threshold"]), f"{r['coverage']:.2%}", f"{r['precision']:.2%}",
+                  f"{r['false_read_frame_rate']:.3%}")
+    con.print(c)
+    con.print("most confused (truth->read):", res["confused"] or "none")
+
+
+@bench_app.command("recognise")
+def bench_recognise_cmd(
+    frames: Annotated[int, typer.Option(help="Frames per case.")] = 200,
+    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+) -> None:
+    """Per-stage times and whole-frame p50/p99 at 1280x720 with one and three plates, one thread."""
+    from agent.bench_recognise import bench_recognise
+
+    typer.echo(json.dumps(bench_recognise(models, frames), indent=2))
+
+
 @app.command("demo")
 def demo(
     seconds: Annotated[float, typer.Option(help="How long to run (simulated seconds).")] = 60.0,

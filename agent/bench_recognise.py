@@ -1,0 +1,60 @@
+"""Recogniser speed on simulated 1280x720 frames with one and with three plates, single thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from agent.recognise.recogniser import Recogniser, StageTimes
+
+
+def _frames(n_plates: int, count: int, seed: int) -> list[np.ndarray]:
+    from sim.optics import CameraModel, Installation
+    from sim.plates import generate_uk
+    from sim.render import PlateStyle
+    from sim.scene import Conditions, Exposure, SceneRenderer
+    from sim.traffic import Lane, Vehicle
+
+    inst = Installation(capture_x_m=0.0, x_offset_m=0.0, focal_length_mm=8.0)  # three lanes in view
+    renderer = SceneRenderer(CameraModel(inst), seed=seed)
+    near, far = renderer.model.plate_y_range()
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        vehicles = []
+        for k in range(n_plates):
+            lane = Lane(k, (k - (n_plates - 1) / 2) * 3.5 if n_plates > 1 else 0.0, "towards")
+            y = float(rng.uniform(near + 1, min(far - 1, near + 8)))
+            vehicles.append(Vehicle(id=i * 10 + k, lane=lane, plate=generate_uk(rng), style=PlateStyle(),
+                                    kind="car", size=(4.3, 1.8, 1.45), colour=(150, 150, 150), speed=15.0, y0=y,
+                                    t0=0.0, plate_height=0.5, plate_offset_x=0.0))
+        img, _, _ = renderer.render(vehicles, 0.0, Exposure(500, 1.0, 0.0), Conditions.preset("day"), rng)
+        out.append(img)
+    return out
+
+
+def bench_recognise(models_dir: Path, count: int = 200, seed: int = 0) -> dict[str, object]:
+    cv2.setNumThreads(1)
+    rec = Recogniser(models_dir, threads=1)
+    result: dict[str, object] = {"resolution": "1280x720", "threads": 1, "runtime": rec.reader.runtime}
+    for n in (1, 3):
+        frames = _frames(n, count, seed + n)
+        for f in frames[:10]:  # warm-up
+            rec.recognise(f)
+        per_frame, stages, reads = [], StageTimes(), 0
+        for f in frames:
+            t0 = time.perf_counter()
+            reads += len(rec.recognise(f, stages))
+            per_frame.append(time.perf_counter() - t0)
+        ms = np.array(per_frame) * 1000
+        result[f"{n}_plate"] = {
+            "frames": len(frames), "reads_per_frame": round(reads / len(frames), 2),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "frames_per_s": round(1000 / float(ms.mean()), 1),
+            "stage_ms": {k: round(1000 * getattr(stages, k) / len(frames), 3)
+                         for k in ("detect", "rectify", "read", "decode")},
+        }
+    return result

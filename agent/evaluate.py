@@ -1,0 +1,130 @@
+"""Accuracy of the recogniser on a labelled set: sim `labels.jsonl` or a `labels.csv` (file,vrm)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from agent.recognise.recogniser import PlateRead, Recogniser
+from agent.tracker import edit_distance
+
+THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass(slots=True)
+class Item:
+    file: Path
+    plates: list[dict]  # vrm, format, bbox (None for csv)
+    conditions: str
+
+
+def load_labels(path: Path) -> list[Item]:
+    base = path.parent
+    items: list[Item] = []
+    if path.suffix == ".jsonl":
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                items.append(Item(base / r["file"], list(r.get("plates", [])), str(r.get("conditions", "unknown"))))
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: bad label line: {e}") from None
+    elif path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.DictReader(f), 2):
+                if not row.get("file") or row.get("vrm") is None:
+                    raise ValueError(f"{path}:{n}: need columns file,vrm")
+                vrm = "".join(row["vrm"].split()).upper()
+                items.append(Item(base / row["file"], [{"vrm": vrm, "format": "photo", "bbox": None}] if vrm else [],
+                                  "photo"))
+    else:
+        raise ValueError(f"{path}: expected labels.jsonl or labels.csv")
+    return items
+
+
+def _overlap(a, b) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
+    return iw * ih / max(1, min(a[2] * a[3], b[2] * b[3]))
+
+
+def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require_in_frame: bool = True) -> dict:
+    items = load_labels(labels)
+    tot = Counter()
+    per_fmt: dict[str, Counter] = defaultdict(Counter)
+    per_cond: dict[str, Counter] = defaultdict(Counter)
+    confusions: Counter = Counter()
+    scored: list[tuple[float, bool]] = []  # (confidence, correct) of reads matched to a plate
+    false_by_thr = Counter()
+    for it in items:
+        img = cv2.imread(str(it.file), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            tot["unreadable"] += 1
+            continue
+        tot["images"] += 1
+        reads = rec.recognise(img)
+        truths = [p for p in it.plates if not require_in_frame or p.get("in_frame", True)]
+        matched: set[int] = set()
+        for p in truths:
+            best: PlateRead | None = None
+            for i, r in enumerate(reads):
+                if i in matched:
+                    continue
+                hit = _overlap(p["bbox"], r.bbox) > 0.3 if p.get("bbox") else edit_distance(r.vrm, p["vrm"]) <= 2
+                if hit and (best is None or edit_distance(r.vrm, p["vrm"]) < edit_distance(best.vrm, p["vrm"])):
+                    best = r
+            fmt, cond = str(p.get("format", "?")), it.conditions
+            for c in (tot, per_fmt[fmt], per_cond[cond]):
+                c["plates"] += 1
+            if best is None:
+                continue
+            matched.add(reads.index(best))
+            ok = best.vrm == p["vrm"]
+            ed = edit_distance(best.vrm, p["vrm"])
+            scored.append((best.confidence, ok))
+            for c in (tot, per_fmt[fmt], per_cond[cond]):
+                c["detected"] += 1
+                c["exact"] += ok
+                c["within1"] += ed <= 1
+            if len(best.vrm) == len(p["vrm"]):
+                for a, b in zip(p["vrm"], best.vrm, strict=True):
+                    if a != b:
+                        confusions[f"{a}->{b}"] += 1
+        stray = [r for i, r in enumerate(reads) if i not in matched and not _near_unlabelled(r, it.plates)]
+        for thr in THRESHOLDS:
+            false_by_thr[thr] += any(r.confidence >= thr for r in stray)
+
+    def rates(c: Counter) -> dict:
+        n = max(c["plates"], 1)
+        return {"plates": c["plates"], "detection_recall": round(c["detected"] / n, 4),
+                "exact": round(c["exact"] / n, 4), "within_one": round(c["within1"] / n, 4)}
+
+    calibration = []
+    for thr in THRESHOLDS:
+        kept = [ok for conf, ok in scored if conf >= thr]
+        calibration.append({"threshold": thr, "coverage": round(len(kept) / max(tot["plates"], 1), 4),
+                            "precision": round(sum(kept) / max(len(kept), 1), 4),
+                            "false_read_frame_rate": round(false_by_thr[thr] / max(tot["images"], 1), 5)})
+    at = [conf >= min_confidence for conf, _ in scored]
+    return {
+        "labels": str(labels), "images": tot["images"], "unreadable": tot["unreadable"], **rates(tot),
+        "min_confidence": min_confidence,
+        "precision_at_threshold": round(sum(ok for (conf, ok) in scored if conf >= min_confidence) / max(sum(at), 1),
+                                        4),
+        "per_format": {k: rates(v) for k, v in sorted(per_fmt.items())},
+        "per_condition": {k: rates(v) for k, v in sorted(per_cond.items())},
+        "confused": dict(confusions.most_common(10)),
+        "calibration": calibration,
+    }
+
+
+def _near_unlabelled(r: PlateRead, plates: list[dict]) -> bool:
+    """A read of a plate that is labelled but excluded (cut by the frame edge) is not a false read."""
+    return any(p.get("bbox") and _overlap(p["bbox"], r.bbox) > 0.3 for p in plates)

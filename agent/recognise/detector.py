@@ -1,0 +1,116 @@
+"""Plate detector: the TFLite model's plate-probability map -> plate quadrilaterals in image pixels.
+
+Frames up to about 2x the detector input are letterboxed whole; larger photographs are also tiled
+at a finer scale so that small plates in large images are still found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W, detector_input, to_grey
+from agent.recognise.runtime import Model
+
+TILE_SCALE = 0.4  # detector scale used for tiles of large images
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    quad: np.ndarray  # (4, 2) image points: top-left, top-right, bottom-right, bottom-left
+    score: float
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        x0, y0 = np.floor(self.quad.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(self.quad.max(axis=0)).astype(int)
+        return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+    @property
+    def size(self) -> tuple[float, float]:
+        q = self.quad
+        return float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))
+
+
+def order_quad(centre: np.ndarray, w: float, h: float, angle_deg: float) -> np.ndarray:
+    """Corners of a rotated rectangle, wide side horizontal-ish, clockwise from top-left."""
+    if w < h:
+        w, h, angle_deg = h, w, angle_deg + 90.0
+    a = np.deg2rad(angle_deg)
+    u = np.array([np.cos(a), np.sin(a)])
+    if u[0] < 0:
+        u = -u
+    v = np.array([-u[1], u[0]])
+    if v[1] < 0:
+        v = -v
+    c = np.asarray(centre, np.float64)
+    hw, hh = u * w / 2, v * h / 2
+    return np.stack([c - hw - hh, c + hw - hh, c + hw + hh, c - hw + hh])
+
+
+def windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Regions (x0, y0, x1, y1) to run the detector on: the whole image, plus tiles when large."""
+    out = [(0, 0, width, height)]
+    if min(DET_W / width, DET_H / height) >= TILE_SCALE * 0.9:
+        return out
+    tw, th = int(DET_W / TILE_SCALE), int(DET_H / TILE_SCALE)
+    step_x, step_y = int(tw * 0.75), int(th * 0.75)
+    for y0 in range(0, max(1, height - th // 4), step_y):
+        for x0 in range(0, max(1, width - tw // 4), step_x):
+            out.append((x0, y0, min(width, x0 + tw), min(height, y0 + th)))
+    return out
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / max(1, a[2] * a[3] + b[2] * b[3] - inter)
+
+
+class PlateDetector:
+    def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3) -> None:
+        if model.input_shape[1:3] != (DET_H, DET_W):
+            raise ValueError(f"detector model input {model.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
+        self.model = model
+        self.threshold = threshold
+        self.min_cells = min_cells
+
+    def probability_map(self, img: np.ndarray) -> tuple[np.ndarray, float]:
+        x, s = detector_input(img)
+        return self.model.run(x)[..., 0], s
+
+    def detect(self, img: np.ndarray) -> list[Detection]:
+        grey = to_grey(img)
+        h, w = grey.shape
+        found: list[Detection] = []
+        for x0, y0, x1, y1 in windows(w, h):
+            prob, s = self.probability_map(grey[y0:y1, x0:x1])
+            found.extend(self._components(prob, s, x0, y0))
+        return self._suppress(found)
+
+    def _components(self, prob: np.ndarray, scale: float, ox: int, oy: int) -> list[Detection]:
+        mask = (prob >= self.threshold).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        out = []
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < self.min_cells:
+                continue
+            ys, xs = np.nonzero(labels == k)
+            pts = np.stack([xs * DET_STRIDE + DET_STRIDE / 2, ys * DET_STRIDE + DET_STRIDE / 2], axis=1)
+            (cx, cy), (rw, rh), ang = cv2.minAreaRect(pts.astype(np.float32))
+            quad = order_quad(np.array([cx, cy]), rw + DET_STRIDE, rh + DET_STRIDE, ang)
+            quad = quad / scale + np.array([ox, oy])
+            out.append(Detection(quad, float(prob[ys, xs].max())))
+        return out
+
+    @staticmethod
+    def _suppress(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
+        keep: list[Detection] = []
+        for d in sorted(dets, key=lambda d: -d.score):
+            if all(_iou(d.bbox, k.bbox) < iou for k in keep):
+                keep.append(d)
+        return keep

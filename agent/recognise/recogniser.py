@@ -1,0 +1,99 @@
+"""The recogniser: detect plates in a frame, straighten each, read it, decode with UK syntax."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agent.plates import Format
+from agent.recognise.decode import decode
+from agent.recognise.detector import Detection, PlateDetector
+from agent.recognise.preprocess import TWO_LINE_ASPECT, reader_input
+from agent.recognise.rectify import crop_plate
+from agent.recognise.runtime import Model, ModelError
+
+RecogniserError = ModelError
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRead:
+    vrm: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+    format: Format
+    quad: np.ndarray
+    det_score: float
+    two_line: bool
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return Detection(self.quad, self.det_score).bbox
+
+    def to_json(self) -> dict[str, object]:
+        return {"vrm": self.vrm, "confidence": round(self.confidence, 4), "format": self.format,
+                "bbox": list(self.bbox), "char_confidences": [round(c, 4) for c in self.char_confidences]}
+
+
+@dataclass(slots=True)
+class StageTimes:
+    detect: float = 0.0
+    rectify: float = 0.0
+    read: float = 0.0
+    decode: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return self.detect + self.rectify + self.read + self.decode
+
+
+class Recogniser:
+    """Loads both models once; `recognise` is safe to call for every frame."""
+
+    def __init__(self, models_dir: Path | str = "models", threads: int = 1, det_threshold: float = 0.5) -> None:
+        d = Path(models_dir)
+        self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold)
+        self.reader = Model(d / "reader.tflite", threads)
+        self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
+
+    def read_crop(self, crop: np.ndarray, two_line: bool | None = None):
+        return decode(self.reader.run(reader_input(crop, two_line)))
+
+    def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
+        if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
+            raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
+        t = times if times is not None else StageTimes()
+        t0 = time.perf_counter()
+        dets = self.detector.detect(img)
+        t1 = time.perf_counter()
+        t.detect += t1 - t0
+        reads = []
+        for d in dets:
+            a = time.perf_counter()
+            try:
+                crop = crop_plate(img, d.quad)
+            except ValueError:
+                continue
+            w, h = d.size
+            two = w / max(h, 1e-6) < TWO_LINE_ASPECT
+            x = reader_input(crop, two)
+            b = time.perf_counter()
+            probs = self.reader.run(x)
+            c = time.perf_counter()
+            r = decode(probs)
+            e = time.perf_counter()
+            t.rectify += b - a
+            t.read += c - b
+            t.decode += e - c
+            if r is not None:
+                reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two))
+        return reads
+
+
+def _version(path: Path) -> str:
+    import hashlib
+
+    return f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"

@@ -1,0 +1,30 @@
+"""Cut a detected plate out of the frame, straightened, with the margin the reader was trained on."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MARGIN_W = 0.15  # total extra width, as a share of the plate width
+MARGIN_H = 0.40  # total extra height
+MAX_W = 256
+
+
+def crop_plate(img: np.ndarray, quad: np.ndarray, margin_w: float = MARGIN_W, margin_h: float = MARGIN_H) -> np.ndarray:
+    q = np.asarray(quad, np.float64)
+    c = q.mean(axis=0)
+    w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    h = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    if w < 2 or h < 2:
+        raise ValueError(f"plate region too small: {w:.1f}x{h:.1f} px")
+    u = (q[1] - q[0] + q[2] - q[3]) / 2
+    v = (q[3] - q[0] + q[2] - q[1]) / 2
+    u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+    W, H = w * (1 + margin_w), h * (1 + margin_h)
+    src = np.array([c - u * W / 2 - v * H / 2, c + u * W / 2 - v * H / 2, c + u * W / 2 + v * H / 2,
+                    c - u * W / 2 + v * H / 2], np.float32)
+    k = min(1.0, MAX_W / W)
+    ow, oh = max(8, int(round(W * k))), max(4, int(round(H * k)))
+    dst = np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], np.float32)
+    M = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(img, M, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

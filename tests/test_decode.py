@@ -1,0 +1,86 @@
+import datetime as dt
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from agent.plates import ALPHABET, is_valid
+from agent.recognise.decode import BLANK, decode
+from agent.recognise.preprocess import N_CLASSES, READER_W
+from sim.plates import UK_FORMATS, generate_foreign, generate_uk
+
+T = READER_W // 4
+
+
+def probs_for(text: str, conf: float = 0.98, alt: dict[int, tuple[str, float]] | None = None) -> np.ndarray:
+    """Reader-like output: each character over two columns, blanks between, `alt` = position -> (char, p)."""
+    p = np.full((T, N_CLASSES), 1e-4, np.float32)
+    p[:, BLANK] = 1.0
+    col = 2
+    for i, ch in enumerate(text):
+        for c in (col, col + 1):
+            p[c, :] = (1 - conf) / (N_CLASSES - 1)
+            p[c, ALPHABET.index(ch)] = conf
+            if alt and i in alt:
+                a, pa = alt[i]
+                p[c, ALPHABET.index(a)] = pa
+        col += 3
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@given(seed=st.integers(0, 2**32 - 1), fmt=st.sampled_from(UK_FORMATS))
+def test_clean_reads_decode_exactly(seed, fmt):
+    plate = generate_uk(np.random.default_rng(seed), fmt, dt.date.today())
+    r = decode(probs_for(plate.vrm))
+    assert r is not None and r.vrm == plate.vrm and r.format == fmt
+    assert len(r.char_confidences) == len(plate.vrm) and 0.9 < r.confidence <= 1.0
+
+
+def test_uncertain_character_is_corrected_by_syntax():
+    # 'AB12CDE' read with the '1' as an uncertain 'I' (second choice '1'): UK syntax fixes it.
+    p = probs_for("AB12CDE", alt={2: ("I", 0.55)})
+    p2 = probs_for("ABI2CDE", conf=0.55, alt={2: ("1", 0.40)})
+    for probs in (p, p2):
+        r = decode(probs)
+        assert r is not None and r.vrm == "AB12CDE" and r.format == "gb_current"
+
+
+def test_confident_foreign_plate_is_not_forced_into_uk():
+    r = decode(probs_for("AB123CD"))  # French/Italian style
+    assert r is not None and r.vrm == "AB123CD" and r.format == "foreign"
+
+
+def test_unsure_non_uk_text_is_unknown():
+    r = decode(probs_for("XQ9Q", conf=0.6))
+    assert r is not None and r.format == "unknown"
+
+
+def test_nothing_read_gives_none():
+    p = np.zeros((T, N_CLASSES), np.float32)
+    p[:, BLANK] = 1
+    assert decode(p) is None
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_foreign_generated_plates_stay_foreign(seed):
+    f = generate_foreign(np.random.default_rng(seed))
+    r = decode(probs_for(f.vrm))
+    assert r is not None and r.vrm == f.vrm and r.format == "foreign"
+
+
+@given(arrays(np.float32, (T, N_CLASSES), elements=st.floats(0, 1, width=32)))
+def test_decode_never_crashes_on_arbitrary_probabilities(p):
+    r = decode(p)
+    if r is not None:
+        assert set(r.vrm) <= set(ALPHABET)
+        assert len(r.char_confidences) == len(r.vrm)
+        assert r.format in (*UK_FORMATS, "foreign", "unknown")
+        assert (r.format in UK_FORMATS) == is_valid(r.vrm)
+
+
+@pytest.mark.parametrize("text", ["A1", "LV76XYZ", "ABZ1234", "1234AB"])
+def test_short_and_long_valid_marks(text):
+    r = decode(probs_for(text))
+    assert r is not None and r.vrm == text
