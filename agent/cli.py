@@ -222,6 +222,83 @@ def bench_recognise_cmd(
     typer.echo(json.dumps(bench_recognise(models, frames), indent=2))
 
 
+@app.command("verify")
+def verify_cmd(
+    file: Annotated[Path, typer.Argument(help="A read document (JSON).")],
+    pubkey: Annotated[Path, typer.Option(help="The camera's Ed25519 public key (PEM).")],
+) -> None:
+    """Check a read's schema, signature and image hashes; exit 1 if it fails."""
+    from agent.signing import VerifyError, load_public, verify
+
+    try:
+        key = load_public(pubkey)
+        read = verify(file.read_bytes(), key)
+    except (OSError, ValueError) as e:
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        typer.echo(f"{file}: FAILED: {msg}")
+        raise typer.Exit(1 if isinstance(e, VerifyError) else 2) from None
+    typer.echo(f"{file}: OK: read {read.read_id} {read.vrm} at {read.captured_at.isoformat()} "
+               f"signed by {read.signature.key_id if read.signature else '?'}")
+
+
+@app.command("schema")
+def schema_cmd(out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None) -> None:
+    """The JSON Schema of the read document (anpr.read.v1), generated from the model."""
+    from agent.read_doc import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@app.command("central")
+def central_cmd(
+    broker: Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")],
+    out: Annotated[Path, typer.Option(help="Folder for reads.sqlite and images/.")],
+    group: Annotated[str, typer.Option(help="Shared-subscription group.")] = "central",
+    keys: Annotated[Path | None, typer.Option(help="Folder of registered keys, {site}.{camera}.pub")] = None,
+    ca: Annotated[Path | None, typer.Option(help="CA certificate for TLS.")] = None,
+    cert: Annotated[Path | None, typer.Option(help="Client certificate (mTLS).")] = None,
+    key: Annotated[Path | None, typer.Option(help="Client key (mTLS).")] = None,
+    client_id: Annotated[str, typer.Option()] = "",
+    seconds: Annotated[float, typer.Option(help="Stop after this long (0: run until Ctrl-C).")] = 0.0,
+    allow_unsigned: Annotated[bool, typer.Option(help="Store reads from cameras without a registered key.")]
+    = False,
+) -> None:
+    """Reference central subscriber: validate, verify, de-duplicate, store; prints counts as it goes."""
+    import logging
+    import os
+    import time
+
+    from agent.central import Central
+    from agent.mqtt_common import BrokerSettings
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    s = BrokerSettings(url=broker, client_id=client_id or f"anpr-central-{group}-{os.getpid()}", ca_file=ca,
+                       cert_file=cert, key_file=key)
+    try:
+        c = Central(s, out, group, keys, require_signature=not allow_unsigned)
+        c.start()
+    except (OSError, ValueError, ConnectionError) as e:
+        typer.echo(f"error: cannot subscribe at {broker}: {e}", err=True)
+        raise typer.Exit(2) from None
+    t0 = time.monotonic()
+    try:
+        while not seconds or time.monotonic() - t0 < seconds:
+            time.sleep(1.0)
+            k = c.counts
+            typer.echo(" ".join(f"{n} {k[n]}" for n in ("received", "stored", "duplicates", "invalid",
+                                                          "bad_signature", "unknown_camera")))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.stop()
+
+
 @app.command("demo")
 def demo(
     seconds: Annotated[float, typer.Option(help="How long to run (simulated seconds).")] = 60.0,

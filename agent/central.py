@@ -1,0 +1,181 @@
+"""Reference central subscriber: shared subscription, schema validation, signature verification
+against each camera's registered key, de-duplication by read_id, reads in SQLite and images as files.
+
+Several instances in the same group (`$share/{group}/...`) split the load on any MQTT 5 broker.
+Public keys are registered as files `{site}.{camera}.pub` (PEM) in the keys folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from agent.mqtt_common import BrokerSettings, connect_properties, make_client
+from agent.signing import VerifyError, load_public, verify
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reads (
+  read_id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  camera_id TEXT NOT NULL,
+  captured_at TEXT NOT NULL,
+  received_at REAL NOT NULL,
+  vrm TEXT NOT NULL,
+  confidence REAL NOT NULL,
+  format TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reads_vrm ON reads (vrm);
+"""
+
+
+class KeyRegistry:
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._cache: dict[str, object] = {}
+
+    def get(self, site: str, camera: str):
+        name = f"{site}.{camera}"
+        if name not in self._cache and self.folder is not None:
+            p = self.folder / f"{name}.pub"
+            if p.is_file() and "/" not in name:
+                try:
+                    self._cache[name] = load_public(p)
+                except ValueError as e:
+                    log.error("central: bad key file %s: %s", p, e)
+        return self._cache.get(name)
+
+
+class Store:
+    """SQLite for read documents (images stripped) and files for the images."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        (out / "images").mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(out / "reads.sqlite", check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, read, raw: dict) -> bool:
+        """Store a verified read; False when its read_id is already stored (a duplicate)."""
+        doc = dict(raw)
+        for f in ("plate_patch", "overview"):
+            doc[f] = {k: v for k, v in doc[f].items() if k != "jpeg_b64"}
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO reads VALUES (?,?,?,?,?,?,?,?,?)",
+                (read.read_id, read.site_id, read.camera_id, raw["captured_at"], time.time(), read.vrm,
+                 read.confidence, read.format, json.dumps(doc, separators=(",", ":"))))
+        if not cur.rowcount:
+            return False
+        for f, suffix in (("plate_patch", "patch"), ("overview", "overview")):
+            (self.out / "images" / f"{read.read_id}_{suffix}.jpg").write_bytes(getattr(read, f).jpeg())
+        return True
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
+
+    def read_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT read_id FROM reads ORDER BY read_id")]
+
+
+class Central:
+    def __init__(self, broker: BrokerSettings, out: Path, group: str = "central", keys: Path | None = None,
+                 require_signature: bool = True) -> None:
+        self.broker = broker
+        self.group = group
+        self.store = Store(out)
+        self.keys = KeyRegistry(keys)
+        self.require_signature = require_signature
+        self.counts: Counter = Counter()
+        self.arrivals: list[tuple[float, str]] = []  # (time, read_id) for ordering checks
+        self._client = make_client(broker)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._subscribed = threading.Event()
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+
+    @property
+    def topic(self) -> str:
+        base = "anpr/v1/+/+/read"
+        return f"$share/{self.group}/{base}" if self.broker.mqtt_version == "5" else base
+
+    def start(self, timeout: float = 10.0) -> None:
+        host, port = self.broker.host_port
+        if self.broker.mqtt_version == "5":
+            self._client.connect(host, port, self.broker.keepalive_s, clean_start=False,
+                                 properties=connect_properties(self.broker))
+        else:
+            self._client.connect(host, port, self.broker.keepalive_s)
+        self._client.reconnect_delay_set(0.5, 10)
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout):
+            raise ConnectionError(f"central: not subscribed to {self.topic} within {timeout} s")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("central: connection refused: %s", reason_code)
+            return
+        client.subscribe(self.topic, qos=1)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self.counts["received"] += 1
+        parts = msg.topic.split("/")
+        if len(parts) != 5:
+            self.counts["invalid"] += 1
+            return
+        site, camera = parts[2], parts[3]
+        try:
+            raw = json.loads(msg.payload)
+            if not isinstance(raw, dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError):
+            self.counts["invalid"] += 1
+            log.warning("central: %s: payload is not a JSON object", msg.topic)
+            return
+        key = self.keys.get(site, camera)
+        try:
+            if key is None:
+                if self.require_signature:
+                    self.counts["unknown_camera"] += 1
+                    log.warning("central: no registered key for %s.%s", site, camera)
+                    return
+                from agent.read_doc import Read
+
+                read = Read.model_validate(raw)
+            else:
+                read = verify(raw, key)
+        except VerifyError as e:
+            self.counts["bad_signature" if "signature" in str(e) or "hash" in str(e) else "invalid"] += 1
+            log.warning("central: rejected read on %s: %s", msg.topic, e)
+            return
+        except ValueError as e:
+            self.counts["invalid"] += 1
+            log.warning("central: invalid read on %s: %s", msg.topic, str(e)[:200])
+            return
+        if (read.site_id, read.camera_id) != (site, camera):
+            self.counts["invalid"] += 1
+            log.warning("central: read %s names %s/%s but came on %s", read.read_id, read.site_id, read.camera_id,
+                        msg.topic)
+            return
+        if self.store.add(read, raw):
+            self.counts["stored"] += 1
+            self.arrivals.append((time.time(), read.read_id))
+        else:
+            self.counts["duplicates"] += 1

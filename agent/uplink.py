@@ -1,0 +1,258 @@
+"""The device's MQTT uplink: publishes reads from the outbox (live first, backlog behind at a set
+rate), deletes each only on PUBACK, keeps a retained status with `offline` as Last Will, publishes
+health periodically, and answers commands. One network thread; reconnects with exponential back-off
+and jitter. MQTT v5 persistent session (clean start off, session expiry) or 3.1.1 clean_session=False.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+
+from agent.mqtt_common import BrokerSettings, connect_properties, make_client
+from agent.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+def topic_prefix(site: str, camera: str) -> str:
+    return f"anpr/v1/{site}/{camera}"
+
+
+@dataclass(slots=True)
+class UplinkStats:
+    published: int = 0
+    acked: int = 0
+    reconnects: int = 0
+    connected: bool = False
+    last_error: str | None = None
+    ack_latency_ms: list[float] = field(default_factory=list)  # recent publish->PUBACK times
+
+
+CommandFn = Callable[[str, bytes], dict]
+
+
+class Uplink:
+    def __init__(self, broker: BrokerSettings, site: str, camera: str, outbox: Outbox, *, inflight: int = 20,
+                 backlog_rate: float = 200.0, health_interval_s: float = 30.0,
+                 health: Callable[[], dict] | None = None, commands: CommandFn | None = None,
+                 backoff: tuple[float, float] = (0.5, 30.0)) -> None:
+        self.broker = broker
+        self.prefix = topic_prefix(site, camera)
+        self.outbox = outbox
+        self.inflight_max = inflight
+        self.backlog_rate = backlog_rate
+        self.health_interval_s = health_interval_s
+        self.health_fn = health
+        self.commands = commands
+        self.backoff = backoff
+        self.stats = UplinkStats()
+        self._client = make_client(broker)
+        self._client.will_set(f"{self.prefix}/status", json.dumps({"state": "offline"}), qos=1, retain=True)
+        self._client.max_inflight_messages_set(max(inflight, 1))
+        self._client.max_queued_messages_set(0)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._inflight: dict[int, tuple[str, float]] = {}
+        self._inflight_ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live_floor = 0
+        self._tokens = 0.0
+        self._last_refill = time.monotonic()
+        self._next_health = 0.0
+        self._connected = threading.Event()
+
+    # ---- public ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A new read is in the outbox."""
+        self._wake.set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Publish `offline`, wait up to drain_s for outstanding PUBACKs, disconnect."""
+        deadline = time.monotonic() + drain_s
+        while drain_s and time.monotonic() < deadline and self.stats.connected:
+            with self._lock:
+                if not self._inflight and self.outbox.stats().depth == 0:
+                    break
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        try:
+            if self.stats.connected:
+                info = self._client.publish(f"{self.prefix}/status", json.dumps({"state": "offline"}), 1, True)
+                t0 = time.monotonic()
+                while not info.is_published() and time.monotonic() - t0 < 2:
+                    self._client.loop(0.05)
+                self._client.disconnect()
+        except (OSError, ValueError, RuntimeError) as e:
+            log.debug("uplink: disconnect: %s", e)
+
+    def publish_json(self, sub: str, doc: dict, retain: bool = False, qos: int = 1) -> None:
+        """Thread-safe publish of a small document under this camera's prefix (health, replies)."""
+        try:
+            self._client.publish(f"{self.prefix}/{sub}", json.dumps(doc, separators=(",", ":")), qos, retain)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.warning("uplink: publish %s failed: %s", sub, e)
+
+    # ---- network thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self.backoff[0]
+        host, port = self.broker.host_port
+        while not self._stop.is_set():
+            if not self.stats.connected:
+                try:
+                    self._client.connect(host, port, self.broker.keepalive_s, clean_start=False,
+                                         properties=connect_properties(self.broker)) \
+                        if self.broker.mqtt_version == "5" else self._client.connect(host, port,
+                                                                                     self.broker.keepalive_s)
+                    t0 = time.monotonic()
+                    while not self.stats.connected and time.monotonic() - t0 < 10 and not self._stop.is_set():
+                        if self._client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
+                            break
+                    if not self.stats.connected:
+                        raise ConnectionError(self.stats.last_error or "no CONNACK")
+                    delay = self.backoff[0]
+                except (OSError, ConnectionError, ValueError) as e:
+                    self.stats.last_error = str(e)
+                    wait = delay * random.uniform(0.5, 1.5)  # jitter: a fleet must not reconnect in step
+                    log.warning("uplink: cannot connect to %s:%d (%s); retry in %.1f s", host, port, e, wait)
+                    self._stop.wait(wait)
+                    delay = min(delay * 2, self.backoff[1])
+                    continue
+            rc = self._client.loop(0.02)
+            if rc != mqtt.MQTT_ERR_SUCCESS and self.stats.connected:
+                self._lost(f"network loop: {mqtt.error_string(rc)}")
+                continue
+            self._pump()
+            self._health_tick()
+            if not self._inflight:
+                self._wake.wait(0.05)
+                self._wake.clear()
+
+    def _lost(self, why: str) -> None:
+        self.stats.connected = False
+        self._connected.clear()
+        self.stats.last_error = why
+        log.warning("uplink: connection lost: %s", why)
+
+    def _pump(self) -> None:
+        if not self.stats.connected:
+            return
+        with self._lock:
+            room = self.inflight_max - len(self._inflight)
+            busy = set(self._inflight_ids)
+        if room <= 0:
+            return
+        batch = self.outbox.newest(room, busy, newer_than_seq=self._live_floor)
+        now = time.monotonic()
+        self._tokens = min(self.backlog_rate, self._tokens + (now - self._last_refill) * self.backlog_rate)
+        self._last_refill = now
+        if len(batch) < room and self._tokens >= 1:
+            n = min(room - len(batch), int(self._tokens))
+            back = self.outbox.oldest(n, busy | {p.read_id for p in batch})
+            self._tokens -= len(back)
+            batch += back
+        for p in batch:
+            try:
+                info = self._client.publish(f"{self.prefix}/read", p.payload, qos=1)
+            except (OSError, ValueError, RuntimeError) as e:
+                self._lost(f"publish: {e}")
+                return
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            with self._lock:
+                self._inflight[info.mid] = (p.read_id, time.monotonic())
+                self._inflight_ids.add(p.read_id)
+            self.stats.published += 1
+
+    def _health_tick(self) -> None:
+        if self.health_fn is None or not self.stats.connected:
+            return
+        now = time.monotonic()
+        if now >= self._next_health:
+            self._next_health = now + self.health_interval_s
+            try:
+                self.publish_json("health", self.health_fn(), qos=0)
+            except Exception as e:  # a health probe must never take the uplink down
+                log.warning("uplink: health failed: %s", e)
+
+    # ---- paho callbacks (network thread) -------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.stats.last_error = f"refused: {reason_code}"
+            log.error("uplink: broker refused the connection: %s", reason_code)
+            return
+        self.stats.connected = True
+        self._connected.set()
+        self.stats.reconnects += 1
+        session = bool(getattr(flags, "session_present", False))
+        with self._lock:
+            if not session:  # the broker forgot our in-flight messages: publish them again
+                self._inflight.clear()
+                self._inflight_ids.clear()
+        self._live_floor = self.outbox.max_seq()  # what is stored now is backlog; newer reads are live
+        client.subscribe(f"{self.prefix}/cmd/#", qos=1)
+        client.publish(f"{self.prefix}/status", json.dumps({"state": "online"}), qos=1, retain=True)
+        self._next_health = 0.0
+        log.info("uplink: connected to %s (session present: %s)", self.broker.url, session)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.stats.connected:
+            self._lost(f"disconnected: {reason_code}")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            item = self._inflight.pop(mid, None)
+            if item is not None:
+                self._inflight_ids.discard(item[0])
+        if item is None:
+            return
+        read_id, t0 = item
+        if reason_code is not None and getattr(reason_code, "is_failure", False):
+            log.error("uplink: broker rejected read %s: %s", read_id, reason_code)
+            return  # stays in the outbox; retried on the next pass
+        self.outbox.mark_sent(read_id)
+        self.stats.acked += 1
+        lat = self.stats.ack_latency_ms
+        lat.append((time.monotonic() - t0) * 1000)
+        if len(lat) > 10_000:
+            del lat[:5000]
+
+    def _on_message(self, client, userdata, msg) -> None:
+        topic = msg.topic
+        if topic.endswith("/reply") or not topic.startswith(f"{self.prefix}/cmd/"):
+            return
+        name = topic[len(self.prefix) + 5:]
+        if self.commands is None:
+            reply = {"ok": False, "error": "commands are not enabled on this unit"}
+        else:
+            try:
+                reply = self.commands(name, msg.payload)
+            except Exception as e:  # a command must never take the uplink down
+                log.exception("command %s failed", name)
+                reply = {"ok": False, "error": f"internal error: {type(e).__name__}"}
+        try:
+            client.publish(f"{topic}/reply", json.dumps(reply, separators=(",", ":")), qos=1)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.warning("uplink: reply to %s failed: %s", name, e)

@@ -1,0 +1,370 @@
+"""Uplink against a real Mosquitto with TLS, client certificates and an ACL made in the test."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from agent.central import Central
+from agent.mqtt_common import BrokerSettings, connect_properties, make_client
+from agent.read_doc import json_schema, uuid7
+from agent.signing import new_key, private_pem, public_pem
+from tests.support.broker import Mosquitto
+from tests.support.pki import Pki
+
+ROOT = Path(__file__).resolve().parents[1]
+ACL = """
+user S1.cam1
+topic write anpr/v1/S1/cam1/#
+topic read anpr/v1/S1/cam1/cmd/#
+
+user S1.cam2
+topic write anpr/v1/S1/cam2/#
+
+user central
+topic read anpr/v1/+/+/read
+topic read $share/central/anpr/v1/+/+/read
+topic read $share/g2/anpr/v1/+/+/read
+topic read anpr/v1/+/+/health
+topic read anpr/v1/+/+/status
+
+user ops
+topic readwrite anpr/v1/+/+/cmd/#
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pki")
+    p = Pki(folder)
+    p.server = p.issue("127.0.0.1", server=True)
+    p.cam = p.issue("S1.cam1")
+    p.cam2 = p.issue("S1.cam2")
+    p.central = p.issue("central")
+    p.ops = p.issue("ops")
+    key = new_key()
+    p.sign_key = folder / "S1.cam1.ed25519"
+    p.sign_key.write_bytes(private_pem(key))
+    p.keys = folder / "keys"
+    p.keys.mkdir()
+    (p.keys / "S1.cam1.pub").write_bytes(public_pem(key.public_key()))
+    p.key = key
+    return p
+
+
+@pytest.fixture
+def broker(pki, tmp_path):
+    b = Mosquitto(tmp_path / "broker", ca=pki.ca, cert=pki.server[0], key=pki.server[1], require_certificate=True,
+                  acl=ACL).start()
+    yield b
+    b.stop()
+
+
+def settings(pki, broker, who: str, client_id: str | None = None) -> BrokerSettings:
+    crt, key = getattr(pki, {"S1.cam1": "cam", "S1.cam2": "cam2"}.get(who, who))
+    return BrokerSettings(url=broker.url, client_id=client_id or f"{who}-{random.randrange(10**6)}",
+                          ca_file=pki.ca, cert_file=crt, key_file=key)
+
+
+def start_central(pki, broker, out: Path, group: str = "central", client_id: str = "central-1") -> Central:
+    c = Central(settings(pki, broker, "central", client_id), out, group=group, keys=pki.keys)
+    c.start()
+    return c
+
+
+def wait_for(pred, timeout: float, step: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+class Client:
+    """A raw paho client for probing the broker."""
+
+    def __init__(self, s: BrokerSettings):
+        self.c = make_client(s)
+        self.msgs: list[mqtt.MQTTMessage] = []
+        self.suback: list = []
+        self.connected = threading.Event()
+        self.c.on_connect = lambda c, u, f, rc, p: self.connected.set() if not rc.is_failure else None
+        self.c.on_message = lambda c, u, m: self.msgs.append(m)
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.suback.extend(rcs)
+        host, port = s.host_port
+        self.c.connect(host, port, 30, properties=connect_properties(s))
+        self.c.loop_start()
+        assert self.connected.wait(5)
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def expected_ids(count: int, id_seed: int) -> set[str]:
+    return {uuid7(1_790_000_000_000 + id_seed * 10_000_000 + k * 40,
+                  random.Random(id_seed * 1_000_003 + k).getrandbits(74)) for k in range(count)}
+
+
+def feeder(pki, broker, state: Path, count: int, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "agent.feeder", "--state", str(state), "--count", str(count), "--broker", broker.url,
+            "--sign-key", str(pki.sign_key), "--ca", str(pki.ca), "--cert", str(pki.cam[0]), "--key", str(pki.cam[1]),
+            "--id-seed", "1", *extra]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+# ---- read document -------------------------------------------------------------------------------
+
+def test_schema_file_is_generated_from_the_model_and_up_to_date():
+    on_disk = json.loads((ROOT / "schemas" / "read.v1.json").read_text())
+    assert on_disk == json_schema(), "run: anpr-edge schema --out schemas/read.v1.json"
+
+
+def test_read_ids_are_uuid7_time_ordered_and_unique():
+    ids = [uuid7(1_800_000_000_000 + i) for i in range(2000)]
+    assert ids == sorted(ids) and len(set(ids)) == 2000
+    assert all(i[14] == "7" for i in ids)
+
+
+def test_verify_cli_accepts_and_rejects_tampering(pki, tmp_path):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from agent.synthetic import ReadFactory
+
+    r = ReadFactory("S1", "cam1", pki.key, pool=1).read(0)
+    f = tmp_path / "read.json"
+    f.write_bytes(r.to_json_bytes())
+    runner = CliRunner()
+    ok = runner.invoke(app, ["verify", str(f), "--pubkey", str(pki.keys / "S1.cam1.pub")])
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(f.read_text())
+    doc["captured_at"] = "2020-01-01T00:00:00.000Z"
+    f.write_text(json.dumps(doc))
+    bad = runner.invoke(app, ["verify", str(f), "--pubkey", str(pki.keys / "S1.cam1.pub")])
+    assert bad.exit_code == 1 and "signature" in bad.output
+
+
+# ---- security ------------------------------------------------------------------------------------
+
+def test_acl_certificates_and_tamper_detection(pki, broker, tmp_path):
+    central = start_central(pki, broker, tmp_path / "central")
+    cam = Client(settings(pki, broker, "S1.cam1"))
+    try:
+        from agent.synthetic import ReadFactory
+
+        fac = ReadFactory("S1", "cam1", pki.key, pool=1)
+        good = fac.read(0)
+        cam.c.publish("anpr/v1/S1/cam1/read", good.to_json_bytes(), qos=1).wait_for_publish(5)
+        assert wait_for(lambda: central.counts["stored"] == 1, 5)
+        # outside its own topics: its publish is dropped, and it receives nothing it subscribes to
+        other = fac.read(1).model_copy(update={"camera_id": "cam2"})
+        cam.c.publish("anpr/v1/S1/cam2/read", other.to_json_bytes(), qos=1).wait_for_publish(5)
+        cam.c.subscribe("anpr/v1/S1/cam2/#", qos=1)
+        cam.c.subscribe("anpr/v1/+/+/read", qos=1)
+        assert wait_for(lambda: len(cam.suback) == 2, 5)
+        cam2 = Client(settings(pki, broker, "S1.cam2"))
+        cam2.c.publish("anpr/v1/S1/cam2/read", other.to_json_bytes(), qos=1).wait_for_publish(5)
+        assert wait_for(lambda: central.counts["unknown_camera"] == 1, 5)  # cam2's own publish got through
+        time.sleep(0.5)
+        cam2.close()
+        assert cam.msgs == [], [m.topic for m in cam.msgs]
+        assert central.counts["received"] == 2  # cam1's publish on cam2's topic never arrived
+        # a tampered read fails verification at the central subscriber
+        doc = json.loads(fac.read(2).to_json_bytes())
+        doc["vrm"] = "AB12CDF" if doc["vrm"] != "AB12CDF" else "AB12CDE"
+        cam.c.publish("anpr/v1/S1/cam1/read", json.dumps(doc), qos=1).wait_for_publish(5)
+        assert wait_for(lambda: central.counts["bad_signature"] == 1, 5)
+        time.sleep(0.5)
+        assert central.counts["stored"] == 1 and central.store.count() == 1
+    finally:
+        cam.close()
+        central.stop()
+    # no certificate, or one from another CA: refused at the TLS handshake
+    other_ca = Pki(tmp_path / "rogue", "rogue-ca")
+    rogue = other_ca.issue("S1.cam1")
+    for crt, key in ((None, None), rogue):
+        s = BrokerSettings(url=broker.url, client_id="intruder", ca_file=pki.ca, cert_file=crt, key_file=key)
+        c = make_client(s)
+        with pytest.raises((ssl.SSLError, OSError, ConnectionError)):
+            c.connect("127.0.0.1", broker.port, 10, properties=connect_properties(s))
+            for _ in range(40):
+                if c.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    raise ConnectionError("closed by broker")
+            raise AssertionError("connected without a valid client certificate")
+
+
+# ---- delivery under failure ----------------------------------------------------------------------
+
+def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_path):
+    central = start_central(pki, broker, tmp_path / "central")
+    state = tmp_path / "state"
+    try:
+        for stop_at in (250, 600, None):
+            p = feeder(pki, broker, state, 1000, "--rate", "150", "--linger", "60")
+            if stop_at is None:
+                _out, err = p.communicate(timeout=120)
+                assert p.returncode == 0, err.decode()[-2000:]
+                break
+            assert wait_for(lambda n=stop_at: (state / "produced").exists()
+                            and int((state / "produced").read_text() or 0) >= n, 60)
+            p.send_signal(signal.SIGKILL)
+            p.wait(10)
+        assert wait_for(lambda: central.store.count() >= 1000, 30)
+        time.sleep(1.0)
+        ids = set(central.store.read_ids())
+        assert len(ids) == 1000 and ids == expected_ids(1000, 1)
+        assert central.counts["invalid"] == 0 and central.counts["bad_signature"] == 0
+        for f in list((tmp_path / "central" / "images").iterdir())[:50]:
+            assert f.stat().st_size <= (3000 if f.name.endswith("_patch.jpg") else 25000)
+    finally:
+        central.stop()
+
+
+@pytest.mark.slow
+def test_broker_down_60s_nothing_lost_and_live_reads_overtake_backlog(pki, broker, tmp_path):
+    central = start_central(pki, broker, tmp_path / "central")
+    state = tmp_path / "state"
+    n = 1700
+    p = feeder(pki, broker, state, n, "--rate", "20", "--backlog-rate", "40", "--backoff-max", "2", "--linger", "90")
+    try:
+        assert wait_for(lambda: central.store.count() >= 100, 30)
+        central.stop()
+        broker.stop()
+        time.sleep(60)
+        k_down = int((state / "produced").read_text())
+        broker.start()
+        central = start_central(pki, broker, tmp_path / "central", client_id="central-1")
+        t_up = time.time()
+        _out, err = p.communicate(timeout=200)
+        assert p.returncode == 0, err.decode()[-2000:]
+        assert wait_for(lambda: central.store.count() >= n, 60)
+        ids = expected_ids(n, 1)
+        assert set(central.store.read_ids()) == ids
+        # order of arrival after the outage: live reads are not queued behind the whole backlog
+        index = {uuid7(1_790_000_000_000 + 10_000_000 + k * 40, random.Random(1_000_003 + k).getrandbits(74)): k
+                 for k in range(n)}
+        after = [index[r] for t, r in central.arrivals if t >= t_up and r in index]
+        backlog = [i for i, k in enumerate(after) if k < k_down - 50]
+        live = [i for i, k in enumerate(after) if k > k_down + 50]
+        assert backlog and live
+        assert min(live) < max(backlog), "live reads waited for the whole backlog"
+    finally:
+        if p.poll() is None:
+            p.kill()
+        central.stop()
+
+
+def test_full_outbox_reports_fault_keeps_running_and_resumes(pki, broker, tmp_path):
+    central = start_central(pki, broker, tmp_path / "central")
+    watcher = Client(settings(pki, broker, "central"))
+    watcher.c.subscribe("anpr/v1/S1/cam1/health", qos=0)
+    state = tmp_path / "state"
+    try:
+        p = feeder(pki, broker, state, 60, "--rate", "30", "--max-pages", "40", "--backoff-max", "1",
+                   "--linger", "60")
+        assert wait_for(lambda: central.store.count() >= 3, 30)
+        broker.stop()  # nothing drains: the small outbox fills up
+        time.sleep(6)
+        assert p.poll() is None, "the agent must keep running when its outbox is full"
+        broker.start()
+        watcher.close()
+        watcher = Client(settings(pki, broker, "central"))
+        watcher.c.subscribe("anpr/v1/S1/cam1/health", qos=0)
+        central.stop()
+        central = start_central(pki, broker, tmp_path / "central")
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+        assert wait_for(lambda: central.store.count() >= 60, 30)
+        assert set(central.store.read_ids()) == expected_ids(60, 1)
+        docs = [json.loads(m.payload) for m in watcher.msgs]
+        assert any(d["outbox_fault_count"] > 0 for d in docs), docs[:3]
+        assert b"full" in err or b"disk" in err
+    finally:
+        watcher.close()
+        central.stop()
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+def test_commands_over_mqtt_and_fuzzed_topics(pki, broker, tmp_path):
+    from agent.commands import Commands
+    from agent.outbox import Outbox
+    from agent.uplink import Uplink
+
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text('[site]\nid = "S1"\n[camera]\nid = "cam1"\n[recogniser]\nmin_confidence = 0.8\n')
+    from agent.config import load
+
+    cfg = load(cfg_path, environ={})
+    cmds = Commands(cfg, cfg_path)
+    up = Uplink(settings(pki, broker, "S1.cam1", "anpr-edge-S1-cam1"), "S1", "cam1",
+                Outbox(tmp_path / "o.sqlite"), commands=cmds)
+    up.start()
+    assert up.wait_connected(10)
+    ops = Client(settings(pki, broker, "ops"))
+    ops.c.subscribe("anpr/v1/S1/cam1/cmd/#", qos=1)
+    time.sleep(0.3)
+
+    def ask(name: str, payload: bytes | str) -> dict:
+        before = len(ops.msgs)
+        ops.c.publish(f"anpr/v1/S1/cam1/cmd/{name}", payload, qos=1)
+        assert wait_for(lambda: any(m.topic.endswith(f"cmd/{name}/reply") for m in ops.msgs[before:]), 5), name
+        return json.loads(next(m for m in ops.msgs[before:] if m.topic.endswith(f"cmd/{name}/reply")).payload)
+
+    try:
+        pong = ask("ping", '{"request_id": "r1"}')
+        assert pong["ok"] and pong["request_id"] == "r1"
+        assert ask("config/get", "")["result"]["recogniser.min_confidence"] == 0.8
+        r = ask("config/set", json.dumps({"values": {"recogniser.min_confidence": 0.9}}))
+        assert r["ok"] and r["result"]["recogniser.min_confidence"] == 0.9
+        assert load(cfg_path, environ={}).recogniser.min_confidence == 0.9  # persisted
+        r = ask("config/set", json.dumps({"values": {"uplink.broker": "mqtt://evil:1"}}))
+        assert not r["ok"] and "not changeable remotely" in r["error"]
+        r = ask("config/set", json.dumps({"values": {"recogniser.min_confidence": 7}}))
+        assert not r["ok"] and "min_confidence" in r["error"]
+        assert not ask("nonsense", "{}")["ok"]
+        assert not ask("ping", "not json")["ok"]
+        rnd = random.Random(5)
+        for _ in range(40):  # fuzzed command names and payloads: the agent answers and stays up
+            name = "/".join("".join(rnd.choice("abcxyz/+#$\u00e9 ") for _ in range(rnd.randint(1, 8))).split("/"))
+            name = name.replace("+", "p").replace("#", "h").strip("/") or "x"
+            with contextlib.suppress(ValueError):
+                ops.c.publish(f"anpr/v1/S1/cam1/cmd/{name}", os.urandom(rnd.randint(0, 300)), qos=1)
+        time.sleep(1.0)
+        assert ask("ping", "")["ok"] and up.stats.connected
+    finally:
+        ops.close()
+        up.stop()
+
+
+def test_two_centrals_in_a_group_split_the_load(pki, broker, tmp_path):
+    from agent.synthetic import ReadFactory
+
+    a = start_central(pki, broker, tmp_path / "a", group="g2", client_id="c-a")
+    b = start_central(pki, broker, tmp_path / "b", group="g2", client_id="c-b")
+    cam = Client(settings(pki, broker, "S1.cam1"))
+    fac = ReadFactory("S1", "cam1", pki.key, pool=2)
+    try:
+        for k in range(200):
+            cam.c.publish("anpr/v1/S1/cam1/read", fac.read(k).to_json_bytes(), qos=1)
+        assert wait_for(lambda: a.counts["stored"] + b.counts["stored"] == 200, 20)
+        assert a.counts["stored"] > 20 and b.counts["stored"] > 20
+    finally:
+        cam.close()
+        a.stop()
+        b.stop()
