@@ -110,16 +110,16 @@ class Central:
     @property
     def topic(self) -> str:
         base = "anpr/v1/+/+/read"
-        return f"$share/{self.group}/{base}" if self.broker.mqtt_version == "5" else base
+        return f"$share/{self.group}/{base}" if self.group and self.broker.mqtt_version == "5" else base
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = 10.0, reconnect_max_s: float = 10.0) -> None:
         host, port = self.broker.host_port
         if self.broker.mqtt_version == "5":
             self._client.connect(host, port, self.broker.keepalive_s, clean_start=False,
                                  properties=connect_properties(self.broker))
         else:
             self._client.connect(host, port, self.broker.keepalive_s)
-        self._client.reconnect_delay_set(0.5, 10)
+        self._client.reconnect_delay_set(min(0.2, reconnect_max_s), reconnect_max_s)
         self._client.loop_start()
         if not self._subscribed.wait(timeout):
             raise ConnectionError(f"central: not subscribed to {self.topic} within {timeout} s")

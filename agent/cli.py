@@ -299,6 +299,14 @@ def central_cmd(
         c.stop()
 
 
+@bench_app.command("uplink")
+def bench_uplink_cmd(reads: Annotated[int, typer.Option(help="Backlog size.")] = 2000) -> None:
+    """Backlog drain rate with full-size images, PUBACK latency, central ingest with 1 and 2 subscribers."""
+    from agent.bench_uplink import bench_uplink
+
+    typer.echo(json.dumps(bench_uplink(reads), indent=2))
+
+
 @app.command("demo")
 def demo(
     seconds: Annotated[float, typer.Option(help="How long to run (simulated seconds).")] = 60.0,

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-bytes", type=int, default=2_000_000_000)
     ap.add_argument("--max-pages", type=int, default=0, help="cap the outbox file (injects 'disk full')")
     ap.add_argument("--backlog-rate", type=float, default=200.0)
+    ap.add_argument("--backoff-min", type=float, default=0.5)
     ap.add_argument("--backoff-max", type=float, default=30.0)
     ap.add_argument("--linger", type=float, default=30.0, help="seconds to keep delivering after the last read")
     a = ap.parse_args(argv)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 "faults": [st.fault] if st.fault else []}
 
     up = Uplink(broker, a.site, a.camera, outbox, health=health, health_interval_s=1.0,
-                backlog_rate=a.backlog_rate, backoff=(0.5, a.backoff_max))
+                backlog_rate=a.backlog_rate, backoff=(a.backoff_min, a.backoff_max))
     up.start()
     stopping = False
 

@@ -73,6 +73,7 @@ class Uplink:
         self._last_refill = time.monotonic()
         self._next_health = 0.0
         self._connected = threading.Event()
+        self._closing = False
 
     # ---- public ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,6 +96,7 @@ class Uplink:
                     break
             time.sleep(0.05)
         self._stop.set()
+        self._closing = True
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
@@ -218,6 +220,9 @@ class Uplink:
         log.info("uplink: connected to %s (session present: %s)", self.broker.url, session)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._closing:
+            self.stats.connected = False
+            return
         if self.stats.connected:
             self._lost(f"disconnected: {reason_code}")
 

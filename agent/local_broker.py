@@ -1,4 +1,4 @@
-"""A real Mosquitto broker on a free loopback port, started and stopped by the tests."""
+"""A local Mosquitto on a free loopback port: for the demo, the benchmarks and the tests."""
 
 from __future__ import annotations
 
