@@ -307,6 +307,30 @@ def bench_uplink_cmd(reads: Annotated[int, typer.Option(help="Backlog size.")] =
     typer.echo(json.dumps(bench_uplink(reads), indent=2))
 
 
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Option("--config", help="Device configuration (TOML).")] = Path(
+        "/etc/anpr-edge/config.toml"),
+) -> None:
+    """Run the unit: camera, recogniser, outbox, uplink (as the systemd service does)."""
+    from agent.config import ConfigError, load
+    from agent.recognise.runtime import ModelError
+    from agent.service import run
+    from hal.errors import HalError
+
+    try:
+        cfg = load(config)
+    except ConfigError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    try:
+        code = run(cfg, config)
+    except (HalError, ModelError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
 @app.command("demo")
 def demo(
     seconds: Annotated[float, typer.Option(help="How long to run (simulated seconds).")] = 60.0,

@@ -83,10 +83,11 @@ def edit_distance(a: str, b: str) -> int:
 
 class Tracker:
     def __init__(self, lanes: list[list[tuple[float, float]]] | None = None, max_gap_s: float = 0.5,
-                 min_frames: int = 1) -> None:
+                 min_frames: int = 1, keep_payloads: int | None = None) -> None:
         self.lanes = [np.asarray(p, np.float32) for p in (lanes or [])]
         self.max_gap_s = max_gap_s
         self.min_frames = min_frames
+        self.keep_payloads = keep_payloads  # keep only the best few frames per track in memory
         self._open: list[Track] = []
         self._next = 1
 
@@ -111,6 +112,7 @@ class Tracker:
             if ti in used_t or oi in used_o:
                 continue
             self._open[ti].obs.append(observations[oi])
+            self._prune(self._open[ti])
             used_t.add(ti)
             used_o.add(oi)
         for oi, ob in enumerate(observations):
@@ -120,6 +122,15 @@ class Tracker:
         closed = [tr for tr in self._open if t - tr.last.t > self.max_gap_s]
         self._open = [tr for tr in self._open if t - tr.last.t <= self.max_gap_s]
         return [r for r in (self._result(tr) for tr in closed) if r is not None]
+
+    def _prune(self, tr: Track) -> None:
+        if self.keep_payloads is None:
+            return
+        held = [o for o in tr.obs if o.payload is not None]
+        if len(held) > self.keep_payloads:
+            held.sort(key=_quality)
+            for o in held[: len(held) - self.keep_payloads]:
+                o.payload = None
 
     def flush(self) -> list[TrackResult]:
         """Close every open track (end of stream, shutdown)."""
@@ -132,7 +143,7 @@ class Tracker:
             return None
         vrm, confs = vote(tr.obs)
         fmt = classify(vrm)
-        best = max(tr.obs, key=lambda o: (o.vrm == vrm, o.confidence * o.det_score * min(o.width, 200.0)))
+        best = max(tr.obs, key=lambda o: (o.payload is not None, o.vrm == vrm, _quality(o)))
         w0, w1 = tr.obs[0].width, tr.obs[-1].width
         direction = "unknown"
         if len(tr.obs) >= 2 and abs(w1 - w0) > 0.05 * max(w0, w1):
@@ -148,6 +159,11 @@ class Tracker:
             if cv2.pointPolygonTest(poly, pt, False) >= 0:
                 return i
         return None
+
+
+def _quality(o: Observation) -> float:
+    """Evidence value of a frame: a confident read of a large plate."""
+    return o.confidence * o.det_score * min(o.width, 200.0)
 
 
 def _fallback_format(obs: list[Observation], vrm: str) -> str:

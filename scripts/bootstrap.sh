@@ -9,6 +9,7 @@ PY="${PYTHON:-python3}"
 need_apt=()
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then need_apt+=(mosquitto); fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then need_apt+=(systemd); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}"
