@@ -84,3 +84,13 @@ def test_decode_never_crashes_on_arbitrary_probabilities(p):
 def test_short_and_long_valid_marks(text):
     r = decode(probs_for(text))
     assert r is not None and r.vrm == text
+
+
+
+def test_confident_look_alike_is_not_bent_into_uk_syntax():
+    # 'EP-710-WB' (France) read confidently must stay foreign even though 'EP71 OWB' is a valid UK mark
+    r = decode(probs_for("EP710WB"))
+    assert r is not None and r.vrm == "EP710WB" and r.format == "foreign"
+    # the same shape read unsurely (0 vs O) is settled by UK syntax
+    r = decode(probs_for("EP71OWB", alt={4: ("0", 0.45)}, conf=0.5))
+    assert r is not None and r.vrm == "EP71OWB"
