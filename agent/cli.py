@@ -333,16 +333,29 @@ def run_cmd(
 
 @app.command("demo")
 def demo(
-    seconds: Annotated[float, typer.Option(help="How long to run (simulated seconds).")] = 60.0,
-    out: Annotated[Path, typer.Option(help="Folder for the gallery.")] = Path("demo-out"),
+    vehicles: Annotated[int, typer.Option(help="Stop after this many vehicles have passed (0: until Ctrl-C).")] = 0,
+    headless: Annotated[bool, typer.Option(help="No live view, as fast as the CPU allows; JSON summary.")] = False,
+    broker: Annotated[str | None, typer.Option(help="Use this broker instead of a local Mosquitto.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the gallery and summary.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option()] = 1,
-    headless: Annotated[bool, typer.Option(help="No live view; print a JSON summary.")] = False,
+    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
 ) -> None:
-    """Run the simulated camera with traffic going from day to night; show the plates it sees."""
-    from sim.demo import run_demo
+    """Simulated camera, traffic from day to night, the real pipeline, a broker and the central subscriber."""
+    from agent.demo import run_demo
+    from agent.recognise.runtime import ModelError
+    from hal.errors import HalError
 
-    summary = run_demo(seconds=seconds, out=out, seed=seed, live=not headless and sys.stdout.isatty())
+    if headless and not vehicles:
+        vehicles = 60
+    try:
+        summary = run_demo(out=out, vehicles=vehicles or None, seed=seed, broker_url=broker,
+                           live=sys.stdout.isatty(), headless=headless, models=models)
+    except (ModelError, HalError, RuntimeError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps(summary, indent=None if headless else 2))
+    if not headless:
+        typer.echo(f"gallery: {out / 'index.html'}")
 
 
 def run() -> None:

@@ -1,0 +1,242 @@
+"""`anpr-edge demo`: the whole unit on the simulator, in one command.
+
+A local Mosquitto (or `--broker URL`), the simulated camera with traffic going from day to night,
+the real pipeline (recogniser, tracker, evidence, signed reads, outbox, MQTT uplink) and the
+reference central subscriber. Shows a live view of reads against ground truth, writes
+`demo-out/index.html` (a gallery of reads with their plate patches and overviews) and a summary.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agent.central import Central
+from agent.config import from_mapping
+from agent.mqtt_common import BrokerSettings
+from agent.signing import public_pem
+from sim.scene import PRESETS, Conditions
+
+DAY_TO_NIGHT = ("day", "overcast", "dusk", "night")
+MIN_FRAMES_IN_VIEW = 3  # a vehicle counts once its whole plate has been in view this many frames
+
+
+def condition_at(frac: float) -> Conditions:
+    """Ambient light blended along day -> overcast -> dusk -> night."""
+    stops = [PRESETS[n] for n in DAY_TO_NIGHT]
+    x = min(max(frac, 0.0), 1.0) * (len(stops) - 1)
+    i = min(int(x), len(stops) - 2)
+    a, b = stops[i], stops[i + 1]
+    w = x - i
+    amb = float(np.exp((1 - w) * np.log(a.ambient) + w * np.log(b.ambient)))
+    return Conditions(a.name if w < 0.5 else b.name, amb, headlights=amb < 0.2)
+
+
+@dataclass
+class Tally:
+    in_view: dict[int, int] = field(default_factory=dict)  # vehicle id -> frames with the whole plate in view
+    truth: dict[int, str] = field(default_factory=dict)  # vehicle id -> VRM
+    cond: dict[int, str] = field(default_factory=dict)
+    reads: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def vehicles(self) -> set[int]:
+        return {v for v, n in self.in_view.items() if n >= MIN_FRAMES_IN_VIEW}
+
+
+def _overlap(a, b) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
+    return iw * ih / max(1, min(a[2] * a[3], b[2] * b[3]))
+
+
+def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int = 1, broker_url: str | None = None,
+             live: bool = True, headless: bool = False, models: Path = Path("models"),
+             rate_per_hour: float = 1500.0, max_seconds: float | None = None) -> dict:
+    from agent.local_broker import Mosquitto
+
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("central", "state/outbox.sqlite", "state/outbox.sqlite-wal", "state/outbox.sqlite-shm"):
+        p = out / sub
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    broker = None
+    if broker_url is None:
+        broker = Mosquitto(out / "broker").start()
+        broker_url = broker.url
+    cfg = from_mapping({
+        "site": {"id": "DEMO", "name": "anpr-edge demo"},
+        "camera": {"id": "cam1", "backend": "sim", "exposure_us": 800,
+                   "sim": {"seed": seed, "rate_per_hour": rate_per_hour, "realtime": not headless}},
+        "illuminator": {"backend": "sim"},
+        "recogniser": {"models_dir": str(models)},
+        "uplink": {"broker": broker_url, "health_interval_s": 5},
+        "storage": {"state_dir": str(out / "state")},
+    }, "demo", environ={})
+    from agent.service import Unit
+
+    tally = Tally()
+    target = vehicles or 10**9
+    t_start = time.monotonic()
+
+    def progress() -> float:
+        if vehicles:
+            return len(tally.vehicles()) / target
+        return min(1.0, (time.monotonic() - t_start) / (max_seconds or 300.0))
+
+    def on_frame(f, reads) -> None:
+        cond = condition_at(progress())
+        unit.camera.set_conditions(cond)
+        with tally.lock:
+            for p in f.truth.plates:
+                if p.in_frame:
+                    tally.in_view[p.vehicle_id] = tally.in_view.get(p.vehicle_id, 0) + 1
+                    tally.truth[p.vehicle_id] = p.vrm
+                    tally.cond.setdefault(p.vehicle_id, cond.name)
+
+    def on_commit(read, track) -> None:
+        frame, pr = track.best.payload
+        vid, best = None, 0.0
+        for p in frame.truth.plates:
+            ov = _overlap(p.bbox, pr.bbox)
+            if ov > best:
+                vid, best = p.vehicle_id, ov
+        with tally.lock:
+            tally.reads.append({"read_id": read.read_id, "vrm": read.vrm, "confidence": read.confidence,
+                                "format": read.format, "vehicle": vid,
+                                "truth": tally.truth.get(vid) if vid is not None else None,
+                                "cond": frame.truth.conditions,
+                                "frames": read.frames, "direction": read.direction})
+
+    unit = Unit(cfg, None, lossless=headless, on_commit=on_commit, frame_hook=on_frame)
+    keys = out / "keys"
+    keys.mkdir(exist_ok=True)
+    (keys / "DEMO.cam1.pub").write_bytes(public_pem(unit.key.public_key()))
+    central = Central(BrokerSettings(broker_url, f"demo-central-{seed}"), out / "central", "demo", keys)
+    central.start()
+    unit.start()
+    view = None
+    if live and not headless:
+        from rich.live import Live
+
+        view = Live(refresh_per_second=4)
+        view.start()
+    try:
+        while progress() < 1.0:
+            if max_seconds and time.monotonic() - t_start > max_seconds:
+                break
+            time.sleep(0.25)
+            if view is not None:
+                view.update(_table(unit, central, tally))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        unit.stop(drain_s=10.0)
+        end = time.monotonic() + 15
+        while central.store.count() < len(tally.reads) and time.monotonic() < end:
+            time.sleep(0.1)
+        if view is not None:
+            view.update(_table(unit, central, tally))
+            view.stop()
+        central.stop()
+        if broker is not None:
+            broker.stop()
+    summary = _summary(tally, central, unit, time.monotonic() - t_start)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_gallery(out, tally, central, summary)
+    return summary
+
+
+def _summary(tally: Tally, central: Central, unit, wall_s: float) -> dict:
+    vehicles = tally.vehicles()
+    reads_by_vehicle: dict[int, list[dict]] = {}
+    for r in tally.reads:
+        if r["vehicle"] is not None:
+            reads_by_vehicle.setdefault(r["vehicle"], []).append(r)
+    exact = sum(1 for v in vehicles if any(r["vrm"] == tally.truth[v] for r in reads_by_vehicle.get(v, [])))
+    lat = list(unit.pipeline.stats.commit_latency_ms)
+    ack = list(unit.uplink.stats.ack_latency_ms)
+    per_cond: dict[str, list[int]] = {}
+    for v in vehicles:
+        c = tally.cond.get(v, "?")
+        ok = any(r["vrm"] == tally.truth[v] for r in reads_by_vehicle.get(v, []))
+        per_cond.setdefault(c, [0, 0])[0] += ok
+        per_cond[c][1] += 1
+    return {
+        "vehicles": len(vehicles), "reads": len(tally.reads), "vehicles_read_exactly": exact,
+        "accuracy": round(exact / max(len(vehicles), 1), 4),
+        "accuracy_by_light": {k: f"{a}/{n}" for k, (a, n) in sorted(per_cond.items())},
+        "vehicles_read_twice": sum(1 for v, rs in reads_by_vehicle.items() if len(rs) > 1),
+        "reads_without_vehicle": sum(1 for r in tally.reads if r["vehicle"] is None),
+        "central": {"stored": central.store.count(), **{k: int(v) for k, v in central.counts.items()}},
+        "frames": unit.pipeline.stats.frames_processed, "frames_dropped": unit.pipeline.queue.dropped,
+        "capture_to_commit_ms": _pct(lat), "publish_to_puback_ms": _pct(ack), "wall_s": round(wall_s, 1),
+    }
+
+
+def _pct(v: list[float]) -> dict:
+    if not v:
+        return {}
+    a = np.array(v)
+    return {"p50": round(float(np.percentile(a, 50)), 1), "p99": round(float(np.percentile(a, 99)), 1)}
+
+
+def _table(unit, central: Central, tally: Tally):
+    from rich.table import Table
+
+    st = unit.pipeline.stats
+    cam = unit.camera
+    e = cam.exposure
+    lat = _pct(list(st.commit_latency_ms))
+    t = Table(title=f"anpr-edge demo  light {cam._cond.name}  shutter {e.exposure_us} us  gain {e.gain:.1f}  "
+                    f"IR {e.ir_level:.2f}  fps {st.fps:.0f}  latency p50 {lat.get('p50', '-')} ms  "
+                    f"outbox {unit.outbox.stats().depth}  central {central.store.count()}  "
+                    f"vehicles {len(tally.vehicles())}")
+    for c in ("time", "VRM read", "truth", "match", "confidence", "format", "frames", "light"):
+        t.add_column(c)
+    with tally.lock:
+        recent = tally.reads[-14:]
+    for r in recent:
+        ok = r["vrm"] == r["truth"]
+        t.add_row(r["read_id"][:8], r["vrm"], str(r["truth"] or "-"), "[green]yes[/]" if ok else "[red]no[/]",
+                  f"{r['confidence']:.2f}", r["format"], str(r["frames"]), r["cond"])
+    return t
+
+
+def write_gallery(out: Path, tally: Tally, central: Central, summary: dict) -> Path:
+    cards = []
+    for r in reversed(tally.reads[-120:]):
+        rid = r["read_id"]
+        ok = r["vrm"] == r["truth"]
+        cards.append(
+            f'<figure class="{"ok" if ok else "bad"}"><img class="ov" src="central/images/{rid}_overview.jpg" '
+            f'alt="overview"><div class="row"><img class="patch" src="central/images/{rid}_patch.jpg" alt="plate">'
+            f'<div><b>{html.escape(r["vrm"])}</b> ({html.escape(r["format"])}, {r["confidence"]:.2f})<br>'
+            f'truth {html.escape(str(r["truth"] or "-"))} {"&#10003;" if ok else "&#10007;"}<br>'
+            f'{html.escape(r["cond"])}, {r["frames"]} frames, {html.escape(r["direction"])}</div></div></figure>')
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>anpr-edge demo</title>
+<style>body{{font-family:system-ui,sans-serif;background:#15171a;color:#e8e8e8;margin:16px}}
+.sum{{background:#22262b;padding:10px 14px;border-radius:6px;display:inline-block}}
+figure{{display:inline-block;vertical-align:top;margin:6px;width:330px;background:#22262b;padding:6px;
+border-radius:6px}} figure.bad{{outline:2px solid #c44}} .ov{{width:100%}} .row{{display:flex;gap:8px;
+margin-top:4px;font-size:13px}} .patch{{width:120px;height:60px;image-rendering:pixelated}}</style></head>
+<body><h1>anpr-edge demo</h1><div class="sum">{summary['vehicles']} vehicles, {summary['reads']} reads,
+accuracy {summary['accuracy']:.1%} against ground truth; by light {html.escape(str(summary['accuracy_by_light']))};
+capture to commit {html.escape(str(summary['capture_to_commit_ms']))} ms;
+central stored {summary['central']['stored']}</div>
+<p>Each card: the overview (&le; 25,000 bytes) and plate patch (120x60, &le; 3,000 bytes) as the central
+subscriber stored them.</p>
+{''.join(cards)}</body></html>"""
+    p = out / "index.html"
+    p.write_text(page, encoding="utf-8")
+    return p
