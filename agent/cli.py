@@ -331,6 +331,48 @@ def run_cmd(
     raise typer.Exit(code)
 
 
+@app.command("provision")
+def provision_cmd(
+    site: Annotated[str, typer.Option(help="Site identifier.")],
+    camera: Annotated[str, typer.Option(help="Camera identifier.")],
+    broker: Annotated[str, typer.Option(help="mqtts://host:port of the central broker.")],
+    ca: Annotated[Path, typer.Option(help="CA certificate that signed the broker's certificate.")],
+    cert: Annotated[Path | None, typer.Option(help="This unit's certificate, once the CA has signed the CSR.")]
+    = None,
+    config_dir: Annotated[Path, typer.Option(help="Where config.toml, TLS key and CSR go.")] = Path("/etc/anpr-edge"),
+    state_dir: Annotated[Path, typer.Option(help="State directory (outbox, signing key).")] = Path(
+        "/var/lib/anpr-edge"),
+    models_dir: Annotated[Path, typer.Option()] = Path("/opt/anpr-edge/models"),
+    backend: Annotated[str, typer.Option(help="Camera backend: picamera2, opencv or sim.")] = "picamera2",
+    username: Annotated[str | None, typer.Option()] = None,
+    password_file: Annotated[Path | None, typer.Option()] = None,
+    force: Annotated[bool, typer.Option(help="Replace existing keys and configuration.")] = False,
+    systemd: Annotated[bool | None, typer.Option("--systemd/--no-systemd",
+                                                 help="Install and enable the unit (default: when root).")] = None,
+) -> None:
+    """Write the configuration, create keys and a CSR, print the key fingerprint; idempotent."""
+    from agent.provision import acl_block, provision
+
+    if backend not in ("picamera2", "opencv", "sim"):
+        typer.echo(f"--backend must be picamera2, opencv or sim, not {backend!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        r = provision(site, camera, broker, ca, config_dir=config_dir, state_dir=state_dir, models_dir=models_dir,
+                      backend=backend, cert=cert, username=username, password_file=password_file, force=force,
+                      systemd=systemd)
+    except (OSError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"configuration: {r.config}")
+    typer.echo(f"signing key:   {r.signing_key} (public: {r.signing_pub})")
+    typer.echo(f"TLS key, CSR:  {r.tls_key}, {r.csr}  -> have the CA sign the CSR, then run again with --cert")
+    typer.echo(f"register at central: {site}.{camera}.pub  key_id {r.key_id}  sha256 {r.fingerprint}")
+    typer.echo("broker ACL block:\n" + acl_block(site, camera))
+    typer.echo("changed: " + (", ".join(r.created) if r.created else "nothing (already provisioned)"))
+    if r.unit_installed:
+        typer.echo("systemd unit installed and enabled: anpr-edge.service")
+
+
 @app.command("demo")
 def demo(
     vehicles: Annotated[int, typer.Option(help="Stop after this many vehicles have passed (0: until Ctrl-C).")] = 0,

@@ -10,6 +10,8 @@ need_apt=()
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then need_apt+=(python3-venv); fi
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then need_apt+=(mosquitto); fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then need_apt+=(systemd); fi
+if ! command -v shellcheck >/dev/null 2>&1; then need_apt+=(shellcheck); fi
+if ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}"
@@ -34,7 +36,7 @@ want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${ANPR_EDGE_EXTRAS:-dev}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing anpr-edge[${ANPR_EDGE_EXTRAS:-dev}] into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[${ANPR_EDGE_EXTRAS:-dev}]" 2>&1 | grep -v -E '^WARNING: Location' || true
+  "$VENV/bin/python" -m pip install -q -e "${ROOT}[${ANPR_EDGE_EXTRAS:-dev}]" 2>&1 | grep -v -E '^WARNING: Location' || true
   "$VENV/bin/python" -c 'import agent, cv2, pydantic, typer' || { echo "bootstrap: install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

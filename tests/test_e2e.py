@@ -1,0 +1,54 @@
+"""End to end: simulated traffic from day to night through the real pipeline, a real Mosquitto and
+the central subscriber; then the gallery in headless Chromium."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.demo import run_demo
+from agent.evidence import OVERVIEW_MAX_BYTES, PATCH_MAX_BYTES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    summary = run_demo(out=out, vehicles=200, seed=4242, live=False, headless=True, models=ROOT / "models")
+    return out, summary
+
+
+def test_200_vehicles_day_to_night(demo):
+    out, s = demo
+    assert s["vehicles"] >= 200
+    assert set(s["accuracy_by_light"]) >= {"day", "night"}
+    assert s["accuracy"] >= 0.99, s
+    assert s["vehicles_read_twice"] == 0, s
+    c = s["central"]
+    assert c["stored"] == s["reads"] and c.get("invalid", 0) == 0 and c.get("bad_signature", 0) == 0
+    assert c.get("duplicates", 0) == 0 or c["stored"] == s["reads"]
+    images = list((out / "central" / "images").iterdir())
+    assert len(images) == 2 * s["reads"]
+    for f in images:
+        limit = PATCH_MAX_BYTES if f.name.endswith("_patch.jpg") else OVERVIEW_MAX_BYTES
+        assert f.stat().st_size <= limit, f
+
+
+def test_gallery_renders_in_headless_chromium(demo, tmp_path):
+    out, s = demo
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("chromium missing: ./scripts/test.sh installs it when run as root")
+    shot = tmp_path / "gallery.png"
+    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
+                    f"--screenshot={shot}", (out / "index.html").as_uri()], check=True, capture_output=True,
+                   timeout=120)
+    assert shot.stat().st_size > 20_000  # a rendered page with pictures, not a blank one
+    html = (out / "index.html").read_text()
+    assert html.count("_patch.jpg") >= min(s["reads"], 120)
+    assert json.loads((out / "summary.json").read_text())["vehicles"] == s["vehicles"]
