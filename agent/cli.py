@@ -373,6 +373,48 @@ def provision_cmd(
         typer.echo("systemd unit installed and enabled: anpr-edge.service")
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    config: Annotated[Path | None, typer.Option("--config", help="Device configuration (TOML).")] = None,
+    frames: Annotated[int, typer.Option(min=25, help="Frames to watch.")] = 750,
+    source: Annotated[str, typer.Option(help="sim, camera (the configured backend) or video.")] = "sim",
+    video: Annotated[Path | None, typer.Argument(help="Recorded video or folder, with --source video.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.html and report.json.")] = Path("commissioning"),
+    write_config: Annotated[bool, typer.Option(help="Write the suggested capture region and lanes into the config.")]
+    = False,
+    models: Annotated[Path | None, typer.Option(help="Models folder (default: from the config).")] = None,
+) -> None:
+    """Watch traffic and check focus, plate size, angle, shutter, IR, framing and read rate; write a report."""
+    from agent.config import ConfigError, from_mapping, load
+    from calibration.run import calibrate
+
+    if source not in ("sim", "camera", "video"):
+        typer.echo(f"--source must be sim, camera or video, not {source!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        cfg = load(config) if config else from_mapping({"site": {"id": "SIM"}, "camera": {"id": "cam1"}})
+    except ConfigError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    try:
+        res = calibrate(cfg, out, frames, source, video, models=models)
+    except (ValueError, OSError, RuntimeError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    for c in res["checks"]:
+        typer.echo(f"{c['status'].upper():5} {c['name']:17} {c['value']}  -> {c['advice']}")
+    typer.echo(f"overall {res['overall'].upper()}; report: {out / 'report.html'}")
+    if write_config:
+        if config is None:
+            typer.echo("--write-config needs --config", err=True)
+            raise typer.Exit(2)
+        from calibration.write_config import write_geometry
+
+        write_geometry(config, res["suggested"])
+        typer.echo(f"wrote the suggested capture region and {len(res['suggested']['lanes'])} lanes into {config}")
+    raise typer.Exit(1 if res["overall"] == "fail" else 0)
+
+
 @app.command("demo")
 def demo(
     vehicles: Annotated[int, typer.Option(help="Stop after this many vehicles have passed (0: until Ctrl-C).")] = 0,

@@ -46,6 +46,10 @@ class SimSource(Strict):
     rate_per_hour: float = Field(900.0, ge=0, le=5000, description="Vehicles per hour per lane.")
     foreign_rate: float = Field(0.02, ge=0, le=1)
     realtime: bool = True
+    defocus_px: float = Field(0.0, ge=0, le=20, description="Simulated lens defocus (blur sigma, px).")
+    ir_power: float = Field(1.0, ge=0, le=4, description="Simulated illuminator strength (1 = nominal).")
+    pan_deg: float | None = Field(None, ge=-60, le=60, description="Aim override; default: at the capture point.")
+    tilt_deg: float | None = Field(None, ge=-10, le=89)
 
 
 class Camera(Strict):

@@ -70,11 +70,12 @@ def build_camera(cfg: DeviceConfig):
         s = c.sim
         inst = Installation(mount_height_m=s.mount_height_m, capture_distance_m=s.capture_distance_m,
                             focal_length_mm=s.focal_length_mm, pixel_pitch_um=s.pixel_pitch_um, width=c.width,
-                            height=c.height)
+                            height=c.height, pan_deg=s.pan_deg, tilt_deg=s.tilt_deg)
         return SimCamera(SimCameraSettings(installation=inst, fps=c.fps, colour=c.colour, seed=s.seed,
                                            conditions=s.conditions, rate_per_hour=s.rate_per_hour,
                                            foreign_rate=s.foreign_rate, exposure_us=c.exposure_us, gain=c.gain,
-                                           camera_id=c.id, realtime=s.realtime))
+                                           camera_id=c.id, realtime=s.realtime, defocus_px=s.defocus_px,
+                                           ir_power=s.ir_power))
     if c.backend == "picamera2":
         from hal.camera_picamera2 import Picamera2Camera
 

@@ -52,6 +52,14 @@ class TrackResult:
     best: Observation
     first_t: float
     last_t: float
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def speed_px_s(self) -> float | None:
+        """Median image speed of the plate between consecutive sightings."""
+        v = [float(np.linalg.norm(b.centre - a.centre)) / (b.t - a.t)
+             for a, b in zip(self.observations, self.observations[1:], strict=False) if b.t > a.t]
+        return float(np.median(v)) if v else None
 
 
 @dataclass(slots=True)
@@ -150,7 +158,7 @@ class Tracker:
             direction = "towards" if w1 > w0 else "away"
         return TrackResult(tr.id, vrm, fmt if fmt != "unknown" else _fallback_format(tr.obs, vrm),
                            min(confs) if confs else 0.0, confs, direction, self._lane(best), len(tr.obs), best,
-                           tr.obs[0].t, tr.obs[-1].t)
+                           tr.obs[0].t, tr.obs[-1].t, list(tr.obs))
 
     def _lane(self, ob: Observation) -> int | None:
         x, y, w, h = ob.bbox

@@ -48,6 +48,7 @@ class SimCameraSettings:
     realtime: bool = False
     max_frames: int | None = None
     want_masks: bool = False
+    ir_power: float = 1.0  # illuminator strength: scales the IR level the controls ask for
 
 
 class SimCamera:
@@ -113,12 +114,14 @@ class SimCamera:
         with self._lock:
             exp = self._exp
         rng = np.random.default_rng([s.seed, seq])
+        if s.ir_power != 1.0:
+            exp = Exposure(exp.exposure_us, exp.gain, exp.ir_level * s.ir_power)
         pixels, plates, masks = self._renderer.render(vehicles, t, exp, self._cond, rng, s.defocus_px,
                                                       s.jpeg_quality, s.want_masks)
         if seq % 50 == 0:
             self._renderer.forget({v.id for v in vehicles})
         return Frame(pixels=pixels, seq=seq, mono_time=time.monotonic(), utc_time=time.time(),
-                     exposure_us=exp.exposure_us, gain=exp.gain, ir_level=exp.ir_level,
+                     exposure_us=exp.exposure_us, gain=exp.gain, ir_level=self._exp.ir_level,
                      camera_id=s.camera_id, truth=FrameTruth(seq, t, self._cond.name, plates, masks))
 
     def frames(self) -> Iterator[Frame]:

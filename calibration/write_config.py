@@ -1,0 +1,22 @@
+"""Write calibration suggestions (capture region, lane polygons) into the configuration file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from agent.commands import _to_toml
+from agent.config import from_mapping
+
+
+def write_geometry(path: Path, suggested: dict) -> None:
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    geo = data.setdefault("geometry", {})
+    if suggested.get("capture_region"):
+        geo["capture_region"] = suggested["capture_region"]
+    geo["lanes"] = suggested.get("lanes", [])
+    from_mapping(data, str(path), environ={})  # still valid
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(_to_toml(data), encoding="utf-8")
+    os.replace(tmp, path)
