@@ -415,6 +415,18 @@ def calibrate_cmd(
     raise typer.Exit(1 if res["overall"] == "fail" else 0)
 
 
+@bench_app.command("pipeline")
+def bench_pipeline_cmd(
+    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+    latency_frames: Annotated[int, typer.Option(help="Frames at 25 fps for the latency run.")] = 750,
+    memory_frames: Annotated[int, typer.Option(help="Frames for the throughput and memory run.")] = 10_000,
+) -> None:
+    """Frames/s per core, capture-to-PUBACK latency at 25 fps, CPU per frame, RSS at 1k and 10k frames."""
+    from agent.bench_pipeline import bench_pipeline
+
+    typer.echo(json.dumps(bench_pipeline(models, latency_frames, memory_frames), indent=2))
+
+
 @app.command("demo")
 def demo(
     vehicles: Annotated[int, typer.Option(help="Stop after this many vehicles have passed (0: until Ctrl-C).")] = 0,

@@ -102,7 +102,7 @@ class Pipeline:
                  lanes: list | None = None, privacy_masks: list | None = None, patch_colour: bool = False,
                  exposure: ExposureLimits | None = None, on_commit: Callable[[Read, TrackResult], None] | None = None,
                  watchdog: Callable[[], None] | None = None, lossless: bool = False, queue_len: int = 4,
-                 max_gap_s: float = 0.4, frame_hook: Callable[[Frame, list[PlateRead]], None] | None = None) -> None:
+                 max_gap_s: float = 0.3, frame_hook: Callable[[Frame, list[PlateRead]], None] | None = None) -> None:
         self.id = identity
         self.camera = camera
         self.recogniser = recogniser
@@ -206,7 +206,7 @@ class Pipeline:
                            r.char_confidences, r.bbox, r.det_score, payload=(f, r))
                for r in reads if r.confidence >= TRACK_MIN_CONFIDENCE]
         t_now = obs[0].t if obs else (f.mono_time if f.truth is None else f.truth.t)
-        closed = self.tracker.update(t_now, obs)
+        closed = self.tracker.update(t_now, obs, (f.width, f.height))
         if self.exposure is not None:
             st = self.exposure.update(f.pixels, [r.bbox for r in reads])
             self.camera.set_controls(exposure_us=st.exposure_us, gain=st.gain)

@@ -103,8 +103,10 @@ class Tracker:
     def open_tracks(self) -> int:
         return len(self._open)
 
-    def update(self, t: float, observations: list[Observation]) -> list[TrackResult]:
-        """Add one frame's reads; return the tracks that closed (vehicle gone)."""
+    def update(self, t: float, observations: list[Observation],
+               frame_wh: tuple[int, int] | None = None) -> list[TrackResult]:
+        """Add one frame's reads; return the tracks that closed (vehicle gone). With `frame_wh`, a track
+        whose plate should by now have left the frame is closed at once instead of after `max_gap_s`."""
         pairs = []
         for ti, tr in enumerate(self._open):
             pred = tr.predict(t)
@@ -127,8 +129,20 @@ class Tracker:
             if oi not in used_o:
                 self._open.append(Track(self._next, [ob]))
                 self._next += 1
-        closed = [tr for tr in self._open if t - tr.last.t > self.max_gap_s]
-        self._open = [tr for tr in self._open if t - tr.last.t <= self.max_gap_s]
+        def gone(tr: Track) -> bool:
+            if t - tr.last.t > self.max_gap_s:
+                return True
+            if frame_wh is None or tr.last.t >= t or len(tr.obs) < 2:
+                return False
+            w, h = frame_wh
+            cx, cy = tr.predict(t)
+            half_w, half_h = tr.last.bbox[2] / 2, tr.last.bbox[3] / 2
+            return cx + half_w < 0 or cy + half_h < 0 or cx - half_w > w or cy - half_h > h or (
+                # last seen touching the edge it was heading for
+                _leaving(tr, w, h))
+
+        closed = [tr for tr in self._open if gone(tr)]
+        self._open = [tr for tr in self._open if tr not in closed]
         return [r for r in (self._result(tr) for tr in closed) if r is not None]
 
     def _prune(self, tr: Track) -> None:
@@ -167,6 +181,14 @@ class Tracker:
             if cv2.pointPolygonTest(poly, pt, False) >= 0:
                 return i
         return None
+
+
+def _leaving(tr: Track, w: int, h: int) -> bool:
+    a, b = tr.obs[-2], tr.obs[-1]
+    x, y, bw, bh = b.bbox
+    v = b.centre - a.centre
+    return bool((v[1] > 0 and y + bh >= h - 2) or (v[1] < 0 and y <= 1) or (v[0] > 0 and x + bw >= w - 2)
+                or (v[0] < 0 and x <= 1))
 
 
 def _quality(o: Observation) -> float:

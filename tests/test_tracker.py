@@ -82,3 +82,14 @@ def test_vote_prefers_confident_characters():
                                           ("", "AB", 2)])
 def test_edit_distance(a, b, d):
     assert edit_distance(a, b) == d
+
+
+def test_track_closes_as_soon_as_the_plate_leaves_the_frame():
+    tr = Tracker(max_gap_s=1.0)
+    seq = approaching("AB12CDE", 300, 0.0, n=6, y0=500, vy=40)  # last box touches the bottom of a 720 frame
+    done = []
+    for t, o in seq:
+        done += tr.update(t, [o], (1280, 720))
+    assert not done
+    done += tr.update(seq[-1][0] + 0.04, [], (1280, 720))  # next frame, plate gone
+    assert [r.vrm for r in done] == ["AB12CDE"]
