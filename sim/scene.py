@@ -102,6 +102,7 @@ class SceneRenderer:
 
     def __post_init__(self) -> None:
         self._build_static()
+        _trim_heap()
 
     # ---- static scene ---------------------------------------------------------------------------
     def _build_static(self) -> None:
@@ -393,6 +394,16 @@ class SceneRenderer:
             direction=v.lane.direction, rear=v.style.rear, two_line=two, occluded=occluded, blur_px=round(blur_px, 2),
         )
         return truth, mask
+
+
+def _trim_heap() -> None:
+    """Give the building's temporary arrays back to the OS (glibc keeps freed memory otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _bilinear(quad: np.ndarray, a: float, b: float) -> np.ndarray:
