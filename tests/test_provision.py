@@ -1,0 +1,84 @@
+"""provision then run, on a clean state directory, against a TLS Mosquitto with a test CA."""
+
+import os
+import stat
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from typer.testing import CliRunner
+
+from agent.central import Central
+from agent.cli import app
+from agent.config import load
+from agent.local_broker import Mosquitto
+from agent.mqtt_common import BrokerSettings
+from agent.service import Unit
+from tests.support.pki import Pki
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sign_csr(pki: Pki, csr_path: Path, out: Path) -> Path:
+    import datetime as dt
+
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(pki.ca_cert.subject)
+            .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(pki.ca_key, hashes.SHA256()))
+    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return out
+
+
+def test_provision_is_idempotent_keeps_keys_and_then_run_delivers(tmp_path):
+    pki = Pki(tmp_path / "pki")
+    server = pki.issue("127.0.0.1", server=True)
+    central_cert = pki.issue("central")
+    acl = ("user S7.camZ\ntopic write anpr/v1/S7/camZ/#\ntopic read anpr/v1/S7/camZ/cmd/#\n\n"
+           "user central\ntopic read anpr/v1/+/+/read\ntopic read $share/central/anpr/v1/+/+/read\n")
+    broker = Mosquitto(tmp_path / "broker", ca=pki.ca, cert=server[0], key=server[1], require_certificate=True,
+                       acl=acl).start()
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    args = ["provision", "--site", "S7", "--camera", "camZ", "--broker", broker.url, "--ca", str(pki.ca),
+            "--config-dir", str(etc), "--state-dir", str(state), "--models-dir", str(ROOT / "models"),
+            "--backend", "sim", "--no-systemd"]
+    runner = CliRunner()
+    try:
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        assert "key_id" in first.output and "user S7.camZ" in first.output
+        for p in (etc / "device.key", state / "keys" / "signing.pem"):
+            assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+        keys_before = (etc / "device.key").read_bytes(), (state / "keys" / "signing.pem").read_bytes()
+        crt = sign_csr(pki, etc / "device.csr", tmp_path / "signed.crt")
+        again = runner.invoke(app, [*args, "--cert", str(crt)])
+        assert again.exit_code == 0, again.output
+        assert ((etc / "device.key").read_bytes(), (state / "keys" / "signing.pem").read_bytes()) == keys_before
+        third = runner.invoke(app, [*args, "--cert", str(crt)])
+        assert "nothing (already provisioned)" in third.output
+        # register the unit's public key centrally and run it
+        keys = tmp_path / "keys"
+        keys.mkdir()
+        (keys / "S7.camZ.pub").write_bytes((state / "keys" / "signing.pub").read_bytes())
+        central = Central(BrokerSettings(broker.url, "central-p", ca_file=pki.ca, cert_file=central_cert[0],
+                                         key_file=central_cert[1]), tmp_path / "central", keys=keys)
+        central.start()
+        cfg = load(etc / "config.toml", environ={"ANPR_EDGE_CAMERA__SIM__REALTIME": "false",
+                                                  "ANPR_EDGE_CAMERA__SIM__RATE_PER_HOUR": "2500"})
+        unit = Unit(cfg, etc / "config.toml", lossless=True)
+        unit.start()
+        end = time.monotonic() + 120
+        while central.store.count() < 3 and time.monotonic() < end:
+            time.sleep(0.2)
+        unit.stop(drain_s=5)
+        central.stop()
+        assert central.store.count() >= 3 and central.counts["bad_signature"] == 0
+        assert unit.uplink.stats.acked >= 3
+    finally:
+        broker.stop()
