@@ -48,10 +48,15 @@ def _grade(value: float, fail: float, warn: float, higher_is_better: bool = True
     return "fail" if value > fail else "warn" if value > warn else "pass"
 
 
-def run_checks(ms: list[PlateMeasure], tracks: list, fps: float, th: Thresholds) -> list[Check]:
+def run_checks(ms: list[PlateMeasure], tracks: list, fps: float, th: Thresholds,
+               night_share: float = 0.0) -> list[Check]:
     out: list[Check] = []
     inside = [m for m in ms if not m.at_edge]
     tracks = [t for t in tracks if t["frames"] >= 3] or tracks  # one-off sightings are noise, not vehicles
+    if (len(tracks) < 3 or not ms) and night_share > 0.5:  # nothing to judge but the dark
+        return [Check("ir_night", "fail", f"{len(tracks)} vehicles seen in {night_share:.0%} night frames",
+                      "IR too weak at night: plates are not visible. Raise the illuminator level, check it is aimed "
+                      "at the capture point and its window is clean.")]
     if len(tracks) < 3 or not ms:
         return [Check("traffic", "fail", f"{len(tracks)} vehicles seen",
                       "Too few plates were seen to judge the installation: check the camera sees the road and "
@@ -96,9 +101,14 @@ def run_checks(ms: list[PlateMeasure], tracks: list, fps: float, th: Thresholds)
                          f"(camera.exposure_us / max_speed_kmh) and add IR or gain instead.",
                          {"blur_px": blur, "recommended_max_shutter_us": max_shutter, "p95_speed_px_s": v95}))
     # Exposure by day and by IR at night
+    night_all = [m for m in ms if m.night]
     night = [m for m in inside if m.night]
     day = [m for m in inside if not m.night]
-    if night:
+    if night_share > 0.5 and len(night) < 3:
+        out.append(Check("ir_night", "fail", f"{len(night)} whole plates seen in {night_share:.0%} night frames",
+                         "IR too weak at night: plates are hardly visible. Raise the illuminator level, check it is "
+                         "aimed at the capture point and its window is clean.", {"night_plates": len(night_all)}))
+    elif night:
         lvl = float(np.median([m.level for m in night]))
         con = float(np.median([m.contrast for m in night]))
         bad = lvl < th.night_level_fail or con < th.night_contrast_fail
@@ -113,13 +123,20 @@ def run_checks(ms: list[PlateMeasure], tracks: list, fps: float, th: Thresholds)
         out.append(Check("exposure_day", st, f"plate contrast {con:.0f}, saturated {sat:.0%}",
                          "Good." if st == "pass" else "Plates saturate by day: shorten the shutter or lower gain.",
                          {"contrast": con, "saturated": sat}))
-    # Plates cut off by the frame edge
+    # Plates cut off by the frame edge: vehicles never fully in frame, or plates passing along a side edge
     cut = float(np.mean([t["always_at_edge"] for t in tracks]))
+    width = max(m.bbox[0] + m.bbox[2] for m in ms)
+    xs = np.array([m.centre[0] for m in ms])
+    side = float(min(np.median(xs), width - np.median(xs)) / max(width, 1))
     st = _grade(cut, th.cut_off_fail, th.cut_off_warn, higher_is_better=False)
-    out.append(Check("framing", st, f"{cut:.0%} of vehicles never fully in frame",
-                     "Plates pass inside the frame." if st == "pass" else
+    if side < 0.08:
+        st = "fail"
+    elif side < 0.15 and st == "pass":
+        st = "warn"
+    out.append(Check("framing", st, f"{cut:.0%} of vehicles never fully in frame; plates pass {side:.0%} of the "
+                     f"width from the side edge", "Plates pass inside the frame." if st == "pass" else
                      "Camera aimed so plates are cut off at the frame edge: re-aim (pan/tilt) so the lane's plates "
-                     "pass through the middle of the image.", {"cut_off_share": cut}))
+                     "pass through the middle of the image.", {"cut_off_share": cut, "side_margin": side}))
     # Read rate
     good = [t for t in tracks if t["confidence"] >= th.min_confidence]
     rate = len(good) / len(tracks)

@@ -20,7 +20,7 @@ from calibration.checks import Thresholds, run_checks, thresholds_json
 from calibration.measure import measure
 from calibration.report import write_report
 
-NIGHT_SCENE_LEVEL = 35.0  # frame median below this: judged as night (IR) conditions
+NIGHT_SCENE_LEVEL = 20.0  # frame median below this (or the IR lamp driven hard): night conditions
 
 
 def build_source(cfg: DeviceConfig, source: str, video: Path | None, frames: int):
@@ -57,13 +57,15 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
     rec = Recogniser(models or cfg.recogniser.models_dir, cfg.recogniser.threads)
     tracker = Tracker(cfg.geometry.lanes, max_gap_s=0.4)
     ms, tracks, samples, crops = [], [], [], []
+    night_frames = 0
     fps = cam.capabilities.fps
     n = 0
     cam.start()
     for f in cam.frames():
         n += 1
         t = f.truth.t if f.truth is not None else f.seq / fps
-        night = float(np.median(f.pixels[::8, ::8])) < NIGHT_SCENE_LEVEL
+        night = float(np.median(f.pixels[::8, ::8])) < NIGHT_SCENE_LEVEL or f.ir_level >= 0.5
+        night_frames += night
         dets = rec.detector.detect(f.pixels)
         obs = []
         for d in dets:
@@ -87,7 +89,7 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
             break
     cam.stop()
     tracks += [_track(r) for r in tracker.flush()]
-    checks = run_checks(ms, tracks, fps, th)
+    checks = run_checks(ms, tracks, fps, th, night_share=night_frames / max(n, 1))
     region, lanes = suggest_geometry(ms, cam.capabilities.width, cam.capabilities.height)
     result = {
         "site": cfg.site.id, "camera": cfg.camera.id, "source": source if source != "video" else str(video),

@@ -45,7 +45,7 @@ def test_good_installation_passes(good):
     ("plates too small", {"focal_length_mm": 4.5}, "character_height", "zoom in"),
     ("shutter too long", {"exposure_us": 6000}, "shutter", "maximum shutter"),
     ("IR too weak at night", {"conditions": "night", "ir_power": 0.08}, "ir_night", "IR too weak"),
-    ("plates cut off", {"pan_deg": -16.0}, "framing", "cut off"),
+    ("plates cut off", {"pan_deg": -13.5}, "framing", "cut off"),
 ])
 def test_each_fault_fails_the_right_check(tmp_path, fault, sim, check, advice):
     res = calibrate(cfg(**sim), tmp_path, FRAMES)
