@@ -1,0 +1,56 @@
+"""Write models/<name>.md from the metadata the training script left in models/<name>.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEXT = {
+    "detector": """A small fully convolutional network (separable convolutions, stride-16 context, two upsampling
+steps with skip connections) that predicts, at 1/4 resolution, the probability that each cell lies on
+a number plate. Connected regions become rotated rectangles (`agent/recognise/detector.py`).
+Segmentation rather than anchor boxes: no anchors to tune, any number of plates and plate angle, and a
+single sigmoid output that quantises cleanly to int8. Input: 640x384 grey, uint8; a 1280x720 frame is
+scaled by 0.5; larger photographs are also tiled at scale 0.4.
+
+Training data: whole simulated scenes (`sim.dataset.scene_samples`): random installations (mount
+2.5-9 m, capture distance 6-30 m, character height 11-60 px at 1280x720, roll ±2.5°), all light
+conditions, 30 % colour, defocus, JPEG 35-95, occlusion, 10 % foreign plates, two lanes each way;
+cropped to 320x192 windows at scale 0.3-1.1 (plates 20-300 px wide), plus distractor text and lamps
+drawn in as negatives, horizontal flips, gamma and gain jitter.""",
+    "reader": """A convolutional reader (no recurrent layers, so it runs as plain int8 convolutions under XNNPACK)
+that maps a 32x128 grey crop to 32 columns of 37-class probabilities (0-9, A-Z, CTC blank).
+CTC rather than fixed slots: UK marks have 2 to 7 characters (foreign up to 10) in varying positions,
+and CTC needs no per-character boxes. Two-line square plates are cut into halves laid side by side
+before reading (`agent/recognise/preprocess.py`). Decoding applies UK syntax from `agent.plates`,
+substituting only characters the reader was unsure of; confident non-UK text is reported as
+`foreign` (`agent/recognise/decode.py`).
+
+Training data: simulated plate crops (`sim.dataset.plate_crop`) as a detector would hand them over:
+loose margins, ±4° rotation, shear, perspective, plates 16-55 px high, day/IR-night light, gain and
+gamma errors, glare, defocus and vertical motion blur, resolution loss, noise, rain streaks, JPEG 30-95,
+30 % colour; plate styles with side bands, raised characters, screw caps, borders, dirt and wear, 30 %
+off-standard fonts (thin, bold, Hershey) and spacing; 10 % foreign (EU) plates; 4 % non-plate crops
+with an empty label.""",
+}
+
+
+def main(name: str) -> None:
+    meta = json.loads((ROOT / "models" / f"{name}.json").read_text())
+    lines = [f"# Model card: {name}", "", TEXT[name], "", "| item | value |", "| --- | --- |"]
+    for k, v in meta.items():
+        lines.append(f"| {k} | {v} |")
+    extra = ROOT / "models" / f"{name}.eval.md"
+    if extra.exists():
+        lines += ["", extra.read_text().strip()]
+    cmd = f"python scripts/train_{name}.py --seed {meta['seed']}"
+    lines += ["", f"Reproduce: `{cmd}` (needs `pip install -e '.[train]'`)."]
+    (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    for n in sys.argv[1:] or ["detector", "reader"]:
+        main(n)
