@@ -181,6 +181,13 @@ def _summary(tally: Tally, central: Central, unit, wall_s: float) -> dict:
         "central": {"stored": central.store.count(), **{k: int(v) for k, v in central.counts.items()}},
         "frames": unit.pipeline.stats.frames_processed, "frames_dropped": unit.pipeline.queue.dropped,
         "capture_to_commit_ms": _pct(lat), "publish_to_puback_ms": _pct(ack), "wall_s": round(wall_s, 1),
+        "misses": [{"vehicle": v, "truth": tally.truth[v], "light": tally.cond.get(v, "?"),
+                    "frames_in_view": tally.in_view[v],
+                    "reads": [(r["vrm"], round(r["confidence"], 2), r["frames"]) for r in reads_by_vehicle.get(v, [])]}
+                   for v in sorted(vehicles)
+                   if not any(r["vrm"] == tally.truth[v] for r in reads_by_vehicle.get(v, []))][:25],
+        "read_twice": [{"truth": tally.truth.get(v), "reads": [(r["vrm"], r["frames"]) for r in rs]}
+                       for v, rs in reads_by_vehicle.items() if len(rs) > 1][:25],
     }
 
 
