@@ -65,6 +65,8 @@ def seed_everything(seed: int) -> None:
     import keras
     import tensorflow as tf
 
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    tf.config.threading.set_intra_op_parallelism_threads(2)
     keras.utils.set_random_seed(seed)
     if os.environ.get("ANPR_TRAIN_DETERMINISTIC", "1") == "1":
         tf.config.experimental.enable_op_determinism()
@@ -113,3 +115,22 @@ def export_int8(model, representative: np.ndarray, out: Path, log: logging.Logge
     out.write_bytes(data)
     log.info("wrote %s (%d bytes)", out, len(data))
     return len(data)
+
+
+def prepare_model(model, work: Path, steps_per_epoch: int, epochs: int, loss, log: logging.Logger,
+                  lr: float = 2e-3) -> int:
+    """Resume weights from the last checkpoint, compile with a cosine schedule continued from where
+    it stopped; returns the epoch to start from."""
+    import keras
+
+    start_epoch = int(resume_state(work)["epoch"])  # type: ignore[arg-type]
+    ckpt = work / "ckpt.weights.h5"
+    if start_epoch and ckpt.exists():
+        model.load_weights(ckpt)
+        log.info("resumed at epoch %d", start_epoch)
+    sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs, alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(sched), loss=loss)
+    if start_epoch:  # continue the learning-rate schedule where it stopped
+        model.optimizer.build(model.trainable_variables)
+        model.optimizer.iterations.assign(start_epoch * steps_per_epoch)
+    return start_epoch

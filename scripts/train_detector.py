@@ -23,7 +23,7 @@ from train_common import (
     cached_chunks,
     checkpoint_callback,
     export_int8,
-    resume_state,
+    prepare_model,
     seed_everything,
     setup_logging,
 )
@@ -172,22 +172,10 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    tf.config.threading.set_inter_op_parallelism_threads(2)
-    tf.config.threading.set_intra_op_parallelism_threads(2)
     seed_everything(args.seed)
     model = build_model()
-    state = resume_state(args.work)
-    start_epoch = int(state["epoch"])  # type: ignore[arg-type]
-    ckpt = args.work / "ckpt.weights.h5"
-    if start_epoch and ckpt.exists():
-        model.load_weights(ckpt)
-        log.info("resumed at epoch %d", start_epoch)
     steps = len(train["x"]) // args.batch
-    sched = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps * args.epochs, alpha=0.02)
-    model.compile(optimizer=keras.optimizers.Adam(sched), loss=seg_loss)
-    if start_epoch:
-        model.optimizer.build(model.trainable_variables)
-        model.optimizer.iterations.assign(start_epoch * steps)
+    start_epoch = prepare_model(model, args.work, steps, args.epochs, seg_loss, log)
 
     def gen(x, y, augment, seed):
         rng = np.random.default_rng(seed)
