@@ -52,3 +52,22 @@ def test_gallery_renders_in_headless_chromium(demo, tmp_path):
     html = (out / "index.html").read_text()
     assert html.count("_patch.jpg") >= min(s["reads"], 120)
     assert json.loads((out / "summary.json").read_text())["vehicles"] == s["vehicles"]
+
+
+def test_plates_can_be_re_read_from_the_overviews(demo):
+    """The overview must keep the plate legible: the recogniser re-reads >= 90 % of them."""
+    import cv2
+
+    from agent.recognise import Recogniser
+
+    out, _s = demo
+    rec = Recogniser(ROOT / "models")
+    import sqlite3
+
+    db = sqlite3.connect(out / "central" / "reads.sqlite")
+    rows = db.execute("SELECT read_id, vrm FROM reads").fetchall()
+    ok = 0
+    for rid, vrm in rows:
+        img = cv2.imread(str(out / "central" / "images" / f"{rid}_overview.jpg"), cv2.IMREAD_UNCHANGED)
+        ok += any(r.vrm == vrm for r in rec.recognise(img))
+    assert ok / len(rows) >= 0.90, (ok, len(rows))
