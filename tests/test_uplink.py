@@ -367,3 +367,27 @@ def test_two_centrals_in_a_group_split_the_load(pki, broker, tmp_path):
         cam.close()
         a.stop()
         b.stop()
+
+
+def test_mqtt_311_uplink_delivers(pki, tmp_path):
+    from agent.outbox import Outbox
+    from agent.synthetic import ReadFactory
+    from agent.uplink import Uplink
+
+    plain = Mosquitto(tmp_path / "plain").start()
+    try:
+        central = Central(BrokerSettings(plain.url, "c311", mqtt_version="3.1.1"), tmp_path / "c", group="",
+                          keys=pki.keys)
+        central.start()
+        outbox = Outbox(tmp_path / "o.sqlite")
+        fac = ReadFactory("S1", "cam1", pki.key, pool=1)
+        for k in range(20):
+            r = fac.read(k)
+            outbox.put(r.read_id, r.to_json_bytes())
+        up = Uplink(BrokerSettings(plain.url, "anpr-edge-311", mqtt_version="3.1.1"), "S1", "cam1", outbox)
+        up.start()
+        assert wait_for(lambda: central.store.count() == 20 and outbox.stats().depth == 0, 20)
+        up.stop()
+        central.stop()
+    finally:
+        plain.stop()
