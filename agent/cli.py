@@ -171,13 +171,15 @@ def eval_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
     min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.8,
+    min_char_px: Annotated[float, typer.Option(help="Score only plates with characters at least this tall "
+                                                    "(sim labels); 0 scores all.")] = 12.0,
 ) -> None:
     """Detection recall, exact-read rate, within-one rate, per format and condition, confusions."""
     from agent.evaluate import evaluate
     from agent.recognise import Recogniser, RecogniserError
 
     try:
-        res = evaluate(labels, Recogniser(models, 1), min_confidence)
+        res = evaluate(labels, Recogniser(models, 1), min_confidence, min_char_px=min_char_px)
     except (RecogniserError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
