@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 HELD_OUT_SEED = 7_000_003  # never used by the training scripts (they use 1, 2 and +7919 offsets)
 
-# Floors a little under what `anpr-edge eval` measured on this set (see models/*.md): a regression fails.
-MIN_DETECTION_RECALL = 0.85
-MIN_EXACT = 0.70
+# Floors a little under what `anpr-edge eval` measured on this set with the shipped models (detection
+# recall 0.939, exact 0.837 on 49 plates with characters >= 12 px): a regression fails.
+MIN_DETECTION_RECALL = 0.90
+MIN_EXACT = 0.78
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_models_are_small_and_int8():
 
 def test_accuracy_on_held_out_simulated_scenes(rec, small_set):
     res = evaluate(small_set / "labels.jsonl", rec, min_confidence=0.8)
-    assert res["plates"] >= 40
+    assert res["plates"] >= 40  # plates with characters >= 12 px (evaluate's default)
     assert res["detection_recall"] >= MIN_DETECTION_RECALL, res
     assert res["exact"] >= MIN_EXACT, res
     thr = next(c for c in res["calibration"] if c["threshold"] == 0.8)
