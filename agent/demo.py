@@ -45,6 +45,7 @@ class Tally:
     truth: dict[int, str] = field(default_factory=dict)  # vehicle id -> VRM
     cond: dict[int, str] = field(default_factory=dict)
     reads: list[dict] = field(default_factory=list)
+    occluded: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def vehicles(self) -> set[int]:
@@ -99,7 +100,9 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         unit.camera.set_conditions(cond)
         with tally.lock:
             for p in f.truth.plates:
-                if p.in_frame:
+                if p.occluded:  # a tow bar or bike rack over the characters: not readable, not counted
+                    tally.occluded.add(p.vehicle_id)
+                elif p.in_frame:
                     tally.in_view[p.vehicle_id] = tally.in_view.get(p.vehicle_id, 0) + 1
                     tally.truth[p.vehicle_id] = p.vrm
                     tally.cond.setdefault(p.vehicle_id, cond.name)
@@ -173,7 +176,8 @@ def _summary(tally: Tally, central: Central, unit, wall_s: float) -> dict:
         per_cond.setdefault(c, [0, 0])[0] += ok
         per_cond[c][1] += 1
     return {
-        "vehicles": len(vehicles), "reads": len(tally.reads), "vehicles_read_exactly": exact,
+        "vehicles": len(vehicles), "reads": len(tally.reads),
+        "hidden_vehicles_not_counted": len(tally.occluded - vehicles), "vehicles_read_exactly": exact,
         "accuracy": round(exact / max(len(vehicles), 1), 4),
         "accuracy_by_light": {k: f"{a}/{n}" for k, (a, n) in sorted(per_cond.items())},
         "vehicles_read_twice": sum(1 for v, rs in reads_by_vehicle.items() if len(rs) > 1),

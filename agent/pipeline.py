@@ -31,6 +31,8 @@ from hal.camera import Camera, Frame
 
 log = logging.getLogger(__name__)
 TRACK_MIN_CONFIDENCE = 0.3  # reads below this do not even enter the tracker
+REPEAT_WINDOW_S = 5.0  # the same VRM again within this time is the same vehicle (a track split by occlusion)
+MIN_FRAMES_UNKNOWN = 3  # a read valid in no format needs this many frames (fragments of plates otherwise)
 HELD_MAX = 5000  # reads kept in memory while the outbox cannot store them
 
 
@@ -81,6 +83,8 @@ class PipelineStats:
     reads_committed: int = 0
     reads_below_threshold: int = 0
     reads_held: int = 0
+    repeats_suppressed: int = 0
+    fragments_dropped: int = 0
     fps: float = 0.0
     last_loop_mono: float = 0.0
     commit_latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=5000))
@@ -127,6 +131,7 @@ class Pipeline:
                 ir0 = illuminator.status().level
             self.exposure = ExposureController(ExposureState(1000, 1.0, ir0), exposure)
         self._held: list[tuple[str, bytes]] = []
+        self._recent: dict[str, float] = {}  # VRM -> time of its last sighting, for the repeat window
         self._stop = threading.Event()
         self._capture_done = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -229,6 +234,18 @@ class Pipeline:
             log.info("track %d: %s below threshold (%.2f)", tr.track_id, tr.vrm, tr.confidence)
             return None
         if tr.best.payload is None:
+            return None
+        if tr.format == "unknown" and tr.frames < MIN_FRAMES_UNKNOWN:
+            self.stats.fragments_dropped += 1
+            log.info("track %d: %s dropped: %d frame(s), valid in no format", tr.track_id, tr.vrm, tr.frames)
+            return None
+        last = self._recent.get(tr.vrm)
+        self._recent = {v: t for v, t in self._recent.items() if tr.last_t - t <= REPEAT_WINDOW_S}
+        self._recent[tr.vrm] = tr.last_t
+        if last is not None and tr.first_t - last <= REPEAT_WINDOW_S:
+            self.stats.repeats_suppressed += 1
+            log.info("track %d: %s seen again within %.0f s: same vehicle, not read twice", tr.track_id, tr.vrm,
+                     REPEAT_WINDOW_S)
             return None
         frame, pr = tr.best.payload
         read = self._make_read(tr, frame, pr)

@@ -99,6 +99,7 @@ class SceneRenderer:
     _rain: list[np.ndarray] = field(init=False)
     _textures: dict[tuple[int, int], PlateImage] = field(init=False, default_factory=dict)
     _blur_vec: np.ndarray = field(init=False, default_factory=lambda: np.zeros(2))
+    _last_hull: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._build_static()
@@ -199,9 +200,16 @@ class SceneRenderer:
         order = sorted(vehicles, key=lambda v: -v.near_face_y(t))
         for v in order:
             yn = v.near_face_y(t)
+            self._last_hull = None
             if yn < cam_y_min or yn > 120:
                 continue
             pt = self._draw_vehicle(frame, v, yn, t, exp, cond, rng, want_masks)
+            hull = self._last_hull
+            if hull is not None:  # this (nearer) vehicle hides the plates of those drawn before it
+                for tr in truths:
+                    inside = sum(cv2.pointPolygonTest(hull, (float(x), float(y)), False) >= 0 for x, y in tr.polygon)
+                    if inside >= 2:
+                        tr.occluded = True
             if pt is not None:
                 truth, mask = pt
                 truths.append(truth)
@@ -260,11 +268,14 @@ class SceneRenderer:
             if p is not None:
                 cv2.fillPoly(frame, [p], self._c(colour, shade * diffuse * ef), cv2.LINE_AA, 4)
 
-        # Bounding region of the vehicle in the image, for blur.
+        # Bounding region of the vehicle in the image, for blur and for occlusion of farther plates.
         corners = [(x, y, z) for x in (x0, x1) for y in (yn, yn + ln) for z in (0.0, ht)]
         uv_all, z_all = m.project(np.array(corners))
+        self._last_hull = None
         if (z_all < 0.3).all():
             return None
+        if (z_all >= 0.3).all():
+            self._last_hull = cv2.convexHull(uv_all.astype(np.float32))
         # Shadow (day) under the vehicle.
         if cond.ambient > 0.3:
             fill([(x0 - 0.1, yn - 0.3, 0), (x1 + 0.1, yn - 0.3, 0), (x1 + 0.1, yn + ln, 0), (x0 - 0.1, yn + ln, 0)],
