@@ -212,6 +212,8 @@ def test_acl_certificates_and_tamper_detection(pki, broker, tmp_path):
 
 def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_path):
     central = start_central(pki, broker, tmp_path / "central")
+    watcher = Client(settings(pki, broker, "central"))
+    watcher.c.subscribe("anpr/v1/S1/cam1/status", qos=1)
     state = tmp_path / "state"
     try:
         for stop_at in (250, 600, None):
@@ -224,6 +226,9 @@ def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_pat
                             and int((state / "produced").read_text() or 0) >= n, 60)
             p.send_signal(signal.SIGKILL)
             p.wait(10)
+            # the broker publishes the Last Will: the camera is offline (retained)
+            assert wait_for(lambda: bool(watcher.msgs) and json.loads(watcher.msgs[-1].payload)["state"] == "offline",
+                            10), [m.payload for m in watcher.msgs]
         assert wait_for(lambda: central.store.count() >= 1000, 30)
         time.sleep(1.0)
         ids = set(central.store.read_ids())
@@ -232,6 +237,7 @@ def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_pat
         for f in list((tmp_path / "central" / "images").iterdir())[:50]:
             assert f.stat().st_size <= (3000 if f.name.endswith("_patch.jpg") else 25000)
     finally:
+        watcher.close()
         central.stop()
 
 
