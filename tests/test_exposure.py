@@ -51,3 +51,41 @@ def test_bright_day_reduces_gain_then_shutter():
     for _ in range(20):
         st = ctl.update(bright, [])
     assert st.gain == 1.0 and st.exposure_us < 4000
+
+
+def test_closed_loop_with_the_recogniser_read_rate_recovers_at_night():
+    """From a badly exposed night start, plate-priority control driven by the real detector brings the
+    read rate back (exposure, gain and IR all start far too low)."""
+    from pathlib import Path
+
+    from agent.recognise import Recogniser
+    from sim.traffic import Lane
+
+    rec = Recogniser(Path(__file__).resolve().parents[1] / "models")
+    cam = SimCamera(SimCameraSettings(seed=33, conditions="night", rate_per_hour=3600, exposure_us=60, gain=1.0,
+                                      ir_level=0.0, lanes=[Lane(0, -1.75, "towards")]))
+    ill = SimIlluminator(cam)
+    ctl = ExposureController(ExposureState(60, 1.0, 0.0), ExposureLimits(max_us=20000, max_speed_kmh=130))
+
+    def window(n, control):
+        seen = read = 0
+        for _ in range(n):
+            f = cam.capture()
+            truth = {p.vrm for p in f.truth.plates if p.in_frame and not p.occluded and p.char_height_px >= 14}
+            reads = rec.recognise(f.pixels)
+            seen += len(truth)
+            read += len(truth & {r.vrm for r in reads if r.confidence >= 0.5})
+            if control:
+                st = ctl.update(f.pixels, [r.bbox for r in reads])
+                cam.set_controls(exposure_us=st.exposure_us, gain=st.gain)
+                ill.set_level(st.ir_level)
+        return read / max(seen, 1), seen
+
+    for _ in range(100):  # traffic builds up
+        cam.capture()
+    before, n0 = window(40, control=False)
+    window(50, control=True)  # converging
+    after, n1 = window(150, control=True)
+    assert n0 > 5 and n1 > 20
+    print(f"read rate before {before:.2f} ({n0} plate sightings), after {after:.2f} ({n1}); {ctl.state}")
+    assert before < 0.2 and after > 0.7, (before, after, ctl.state)
