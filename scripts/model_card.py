@@ -47,6 +47,8 @@ def main(name: str) -> None:
     if extra.exists():
         lines += ["", extra.read_text().strip()]
     cmd = f"python scripts/train_{name}.py --seed {meta['seed']}"
+    if name == "detector" and meta.get("epochs", 10) > 10:  # trained to 10, then resumed to the total
+        cmd = f"{cmd} --epochs 10 && {cmd} --epochs {meta['epochs']}"
     lines += ["", f"Reproduce: `{cmd}` (needs `pip install -e '.[train]'`)."]
     (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
 

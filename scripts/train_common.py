@@ -134,3 +134,19 @@ def prepare_model(model, work: Path, steps_per_epoch: int, epochs: int, loss, lo
         model.optimizer.build(model.trainable_variables)
         model.optimizer.iterations.assign(start_epoch * steps_per_epoch)
     return start_epoch
+
+
+def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int, epochs: int, batch: int):
+    """The command line both training scripts share."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--train-count", type=int, default=train_count)
+    ap.add_argument("--val-count", type=int, default=val_count)
+    ap.add_argument("--epochs", type=int, default=epochs, help="total epochs; more than before resumes and goes on")
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--work", type=Path, default=ROOT / "train-runs" / name)
+    ap.add_argument("--out", type=Path, default=ROOT / "models")
+    ap.add_argument("--workers", type=int, default=2)
+    return ap.parse_args()

@@ -10,19 +10,17 @@ and a single sigmoid output that quantises cleanly to int8.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 from train_common import (
-    ROOT,
     cached_chunks,
     checkpoint_callback,
     export_int8,
+    parse_args,
     prepare_model,
     seed_everything,
     setup_logging,
@@ -149,16 +147,7 @@ def seg_loss(y_true, y_pred):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=2)
-    ap.add_argument("--train-count", type=int, default=16_000)
-    ap.add_argument("--val-count", type=int, default=1_000)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--work", type=Path, default=ROOT / "train-runs" / "detector")
-    ap.add_argument("--out", type=Path, default=ROOT / "models")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
+    args = parse_args(__doc__, "detector", seed=2, train_count=16_000, val_count=1_000, epochs=10, batch=32)
 
     log = setup_logging(args.work, "train_detector")
     t_start = time.time()

@@ -8,18 +8,16 @@ ones up to 10, in varying positions, and CTC needs no per-character boxes.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 from train_common import (
-    ROOT,
     cached_chunks,
     checkpoint_callback,
     export_int8,
+    parse_args,
     prepare_model,
     seed_everything,
     setup_logging,
@@ -140,16 +138,7 @@ def labels_to_text(ys: np.ndarray) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--train-count", type=int, default=140_000)
-    ap.add_argument("--val-count", type=int, default=5_000)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--work", type=Path, default=ROOT / "train-runs" / "reader")
-    ap.add_argument("--out", type=Path, default=ROOT / "models")
-    ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
+    args = parse_args(__doc__, "reader", seed=1, train_count=140_000, val_count=5_000, epochs=10, batch=256)
 
     log = setup_logging(args.work, "train_reader")
     t_start = time.time()
