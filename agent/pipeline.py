@@ -231,20 +231,20 @@ class Pipeline:
     def _commit(self, tr: TrackResult) -> Read | None:
         if tr.confidence < self.min_confidence:
             self.stats.reads_below_threshold += 1
-            log.info("track %d: %s below threshold (%.2f)", tr.track_id, tr.vrm, tr.confidence)
+            log.debug("track %d: %s below threshold (%.2f)", tr.track_id, tr.vrm, tr.confidence)
             return None
         if tr.best.payload is None:
             return None
         if tr.format == "unknown" and tr.frames < MIN_FRAMES_UNKNOWN:
             self.stats.fragments_dropped += 1
-            log.info("track %d: %s dropped: %d frame(s), valid in no format", tr.track_id, tr.vrm, tr.frames)
+            log.debug("track %d: %s dropped: %d frame(s), valid in no format", tr.track_id, tr.vrm, tr.frames)
             return None
         last = self._recent.get(tr.vrm)
         self._recent = {v: t for v, t in self._recent.items() if tr.last_t - t <= REPEAT_WINDOW_S}
         self._recent[tr.vrm] = tr.last_t
         if last is not None and tr.first_t - last <= REPEAT_WINDOW_S:
             self.stats.repeats_suppressed += 1
-            log.info("track %d: %s seen again within %.0f s: same vehicle, not read twice", tr.track_id, tr.vrm,
+            log.debug("track %d: %s seen again within %.0f s: same vehicle, not read twice", tr.track_id, tr.vrm,
                      REPEAT_WINDOW_S)
             return None
         frame, pr = tr.best.payload
