@@ -67,7 +67,7 @@ class Camera(Strict):
 
 
 class Illuminator(Strict):
-    backend: Literal["none", "sim", "gpio", "serial"] = "sim"
+    backend: Literal["none", "sim", "gpio", "serial"] = "none"
     gpio_pin: int = Field(18, ge=0, le=40)
     serial_port: str = "/dev/ttyUSB0"
     baudrate: int = Field(9600, ge=1200, le=921_600)
