@@ -106,10 +106,9 @@ def bench_sim(
     Console().print(t)
 
 
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
 def _image_files(paths: list[Path]) -> list[Path]:
+    from hal.camera_opencv import IMAGE_EXT
+
     out: list[Path] = []
     for p in paths:
         if p.is_dir():

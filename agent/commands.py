@@ -151,11 +151,11 @@ def _persist(path: Path, values: dict[str, Any]) -> None:
         a, b = SAFE_FIELDS[k]
         data.setdefault(a, {})[b] = v
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(_to_toml(data), encoding="utf-8")
+    tmp.write_text(to_toml(data), encoding="utf-8")
     os.replace(tmp, path)
 
 
-def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     lines, tables = [], []
     for k, v in data.items():
         if isinstance(v, dict):
@@ -164,5 +164,5 @@ def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
             lines.append(f"{k} = {json.dumps(v)}")
     out = (f"[{prefix}]\n" if prefix and lines else "") + "\n".join(lines) + ("\n" if lines else "")
     for k, v in tables:
-        out += "\n" + _to_toml(v, f"{prefix}.{k}" if prefix else k)
+        out += "\n" + to_toml(v, f"{prefix}.{k}" if prefix else k)
     return out

@@ -20,6 +20,7 @@ import numpy as np
 
 from agent.central import Central
 from agent.config import from_mapping
+from agent.evaluate import overlap
 from agent.mqtt_common import BrokerSettings
 from agent.signing import public_pem
 from sim.scene import PRESETS, Conditions
@@ -50,13 +51,6 @@ class Tally:
 
     def vehicles(self) -> set[int]:
         return {v for v, n in self.in_view.items() if n >= MIN_FRAMES_IN_VIEW}
-
-
-def _overlap(a, b) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    return iw * ih / max(1, min(a[2] * a[3], b[2] * b[3]))
 
 
 def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int = 1, broker_url: str | None = None,
@@ -111,7 +105,7 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         frame, pr = track.best.payload
         vid, best = None, 0.0
         for p in frame.truth.plates:
-            ov = _overlap(p.bbox, pr.bbox)
+            ov = overlap(p.bbox, pr.bbox)
             if ov > best:
                 vid, best = p.vehicle_id, ov
         with tally.lock:

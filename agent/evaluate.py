@@ -48,7 +48,8 @@ def load_labels(path: Path) -> list[Item]:
     return items
 
 
-def _overlap(a, b) -> float:
+def overlap(a, b) -> float:
+    """Intersection of two [x, y, w, h] boxes over the smaller one."""
     ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
     ih = max(0, min(ay1, by1) - max(a[1], b[1]))
@@ -82,7 +83,7 @@ def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require
             for i, r in enumerate(reads):
                 if i in matched:
                     continue
-                hit = _overlap(p["bbox"], r.bbox) > 0.3 if p.get("bbox") else edit_distance(r.vrm, p["vrm"]) <= 2
+                hit = overlap(p["bbox"], r.bbox) > 0.3 if p.get("bbox") else edit_distance(r.vrm, p["vrm"]) <= 2
                 if hit and (best is None or edit_distance(r.vrm, p["vrm"]) < edit_distance(best.vrm, p["vrm"])):
                     best = r
             fmt, cond = str(p.get("format", "?")), it.conditions
@@ -132,4 +133,4 @@ def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require
 
 def _near_unlabelled(r: PlateRead, plates: list[dict]) -> bool:
     """A read of a plate that is labelled but excluded (cut by the frame edge) is not a false read."""
-    return any(p.get("bbox") and _overlap(p["bbox"], r.bbox) > 0.3 for p in plates)
+    return any(p.get("bbox") and overlap(p["bbox"], r.bbox) > 0.3 for p in plates)

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS reads (
   bytes INTEGER NOT NULL,
   payload BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS reads_created ON reads (created);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 

@@ -161,10 +161,6 @@ class Pipeline:
                 self._commit(r)
         self._retry_held()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a finite source (file, folder, bounded simulation) to be fully processed."""
-        return all(not t.is_alive() or (t.join(timeout) or not t.is_alive()) for t in self._threads)
-
     # ---- threads --------------------------------------------------------------------------------
     def _capture(self) -> None:
         try:

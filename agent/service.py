@@ -61,21 +61,27 @@ def signing_key(state_dir: Path):
     return key
 
 
+def sim_settings(cfg: DeviceConfig):
+    """The simulated camera the configuration describes (sim.camera.SimCameraSettings)."""
+    from sim.camera import SimCameraSettings
+    from sim.optics import Installation
+
+    c, s = cfg.camera, cfg.camera.sim
+    inst = Installation(mount_height_m=s.mount_height_m, capture_distance_m=s.capture_distance_m,
+                        focal_length_mm=s.focal_length_mm, pixel_pitch_um=s.pixel_pitch_um, width=c.width,
+                        height=c.height, pan_deg=s.pan_deg, tilt_deg=s.tilt_deg)
+    return SimCameraSettings(installation=inst, fps=c.fps, colour=c.colour, seed=s.seed, conditions=s.conditions,
+                             rate_per_hour=s.rate_per_hour, foreign_rate=s.foreign_rate, exposure_us=c.exposure_us,
+                             gain=c.gain, camera_id=c.id, realtime=s.realtime, defocus_px=s.defocus_px,
+                             ir_power=s.ir_power)
+
+
 def build_camera(cfg: DeviceConfig):
     c = cfg.camera
     if c.backend == "sim":
-        from sim.camera import SimCamera, SimCameraSettings
-        from sim.optics import Installation
+        from sim.camera import SimCamera
 
-        s = c.sim
-        inst = Installation(mount_height_m=s.mount_height_m, capture_distance_m=s.capture_distance_m,
-                            focal_length_mm=s.focal_length_mm, pixel_pitch_um=s.pixel_pitch_um, width=c.width,
-                            height=c.height, pan_deg=s.pan_deg, tilt_deg=s.tilt_deg)
-        return SimCamera(SimCameraSettings(installation=inst, fps=c.fps, colour=c.colour, seed=s.seed,
-                                           conditions=s.conditions, rate_per_hour=s.rate_per_hour,
-                                           foreign_rate=s.foreign_rate, exposure_us=c.exposure_us, gain=c.gain,
-                                           camera_id=c.id, realtime=s.realtime, defocus_px=s.defocus_px,
-                                           ir_power=s.ir_power))
+        return SimCamera(sim_settings(cfg))
     if c.backend == "picamera2":
         from hal.camera_picamera2 import Picamera2Camera
 

@@ -22,6 +22,9 @@ from agent.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
+IDLE_POLL_S = 1.0
+
+
 def topic_prefix(site: str, camera: str) -> str:
     return f"anpr/v1/{site}/{camera}"
 
@@ -72,6 +75,7 @@ class Uplink:
         self._tokens = 0.0
         self._last_refill = time.monotonic()
         self._next_health = 0.0
+        self._next_poll = 0.0
         self._connected = threading.Event()
         self._closing = False
 
@@ -146,11 +150,15 @@ class Uplink:
             if rc != mqtt.MQTT_ERR_SUCCESS and self.stats.connected:
                 self._lost(f"network loop: {mqtt.error_string(rc)}")
                 continue
-            self._pump()
+            woke = self._wake.is_set()
+            self._wake.clear()
+            # With nothing left to send, look at the outbox again only when a read is added (notify),
+            # a PUBACK arrives, or once a second: no SQLite queries 20 times a second on an idle unit.
+            if (woke or self._inflight or time.monotonic() >= self._next_poll) and self._pump():
+                self._next_poll = time.monotonic() + IDLE_POLL_S
             self._health_tick()
             if not self._inflight:
                 self._wake.wait(0.05)
-                self._wake.clear()
 
     def _lost(self, why: str) -> None:
         self.stats.connected = False
@@ -158,15 +166,17 @@ class Uplink:
         self.stats.last_error = why
         log.warning("uplink: connection lost: %s", why)
 
-    def _pump(self) -> None:
+    def _pump(self) -> bool:
+        """Publish what the window allows; True when the outbox had nothing more to send."""
         if not self.stats.connected:
-            return
+            return False
         with self._lock:
             room = self.inflight_max - len(self._inflight)
             busy = set(self._inflight_ids)
         if room <= 0:
-            return
+            return False
         batch = self.outbox.newest(room, busy, newer_than_seq=self._live_floor)
+        drained = False
         now = time.monotonic()
         self._tokens = min(self.backlog_rate, self._tokens + (now - self._last_refill) * self.backlog_rate)
         self._last_refill = now
@@ -174,19 +184,21 @@ class Uplink:
             n = min(room - len(batch), int(self._tokens))
             back = self.outbox.oldest(n, busy | {p.read_id for p in batch})
             self._tokens -= len(back)
+            drained = not batch and not back
             batch += back
         for p in batch:
             try:
                 info = self._client.publish(f"{self.prefix}/read", p.payload, qos=1)
             except (OSError, ValueError, RuntimeError) as e:
                 self._lost(f"publish: {e}")
-                return
+                return False
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             with self._lock:
                 self._inflight[info.mid] = (p.read_id, time.monotonic())
                 self._inflight_ids.add(p.read_id)
             self.stats.published += 1
+        return drained
 
     def _health_tick(self) -> None:
         if self.health_fn is None or not self.stats.connected:
@@ -214,6 +226,7 @@ class Uplink:
                 self._inflight.clear()
                 self._inflight_ids.clear()
         self._live_floor = self.outbox.max_seq()  # what is stored now is backlog; newer reads are live
+        self._next_poll = 0.0
         client.subscribe(f"{self.prefix}/cmd/#", qos=1)
         client.publish(f"{self.prefix}/status", json.dumps({"state": "online"}), qos=1, retain=True)
         self._next_health = 0.0

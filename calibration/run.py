@@ -12,8 +12,6 @@ import numpy as np
 
 from agent.config import DeviceConfig
 from agent.recognise import Recogniser
-from agent.recognise.decode import decode
-from agent.recognise.preprocess import TWO_LINE_ASPECT, reader_input
 from agent.recognise.rectify import crop_plate
 from agent.tracker import Observation, Tracker
 from calibration.checks import Thresholds, run_checks, thresholds_json
@@ -24,7 +22,7 @@ NIGHT_SCENE_LEVEL = 20.0  # frame median below this (or the IR lamp driven hard)
 
 
 def build_source(cfg: DeviceConfig, source: str, video: Path | None, frames: int):
-    from agent.service import build_camera
+    from agent.service import build_camera, sim_settings
 
     if source == "video":
         from hal.camera_opencv import OpenCvCamera
@@ -36,8 +34,7 @@ def build_source(cfg: DeviceConfig, source: str, video: Path | None, frames: int
         from sim.camera import SimCamera
         from sim.traffic import Lane
 
-        cfg = cfg.model_copy(update={"camera": cfg.camera.model_copy(update={"backend": "sim"})})
-        s = build_camera(cfg).settings
+        s = sim_settings(cfg)
         s.realtime = False
         s.max_frames = frames
         # the simulated commissioning visit watches the one lane the camera is installed for
@@ -69,11 +66,7 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
         dets = rec.detector.detect(f.pixels)
         obs = []
         for d in dets:
-            read = None
-            w, h = d.size
-            with contextlib.suppress(ValueError):
-                read = decode(rec.reader.run(reader_input(crop_plate(f.pixels, d.quad),
-                                                          w / max(h, 1) < TWO_LINE_ASPECT)))
+            read, _ = rec.read_detection(f.pixels, d)
             m = measure(f, d, read, night)
             ms.append(m)
             with contextlib.suppress(ValueError):

@@ -6,7 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from agent.commands import _to_toml
+from agent.commands import to_toml
 from agent.config import from_mapping
 
 
@@ -18,5 +18,5 @@ def write_geometry(path: Path, suggested: dict) -> None:
     geo["lanes"] = suggested.get("lanes", [])
     from_mapping(data, str(path), environ={})  # still valid
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(_to_toml(data), encoding="utf-8")
+    tmp.write_text(to_toml(data), encoding="utf-8")
     os.replace(tmp, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.plates import Format
-from agent.recognise.decode import decode
+from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.preprocess import TWO_LINE_ASPECT, reader_input
 from agent.recognise.rectify import crop_plate
@@ -59,8 +59,25 @@ class Recogniser:
         self.reader = Model(d / "reader.tflite", threads)
         self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
 
-    def read_crop(self, crop: np.ndarray, two_line: bool | None = None):
-        return decode(self.reader.run(reader_input(crop, two_line)))
+    def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
+                       ) -> tuple[Reading | None, bool]:
+        """Straighten, read and decode one detected plate; (reading or None, two-line)."""
+        t = t if t is not None else StageTimes()
+        a = time.perf_counter()
+        w, h = d.size
+        two = w / max(h, 1e-6) < TWO_LINE_ASPECT
+        try:
+            x = reader_input(crop_plate(img, d.quad), two)
+        except ValueError:
+            return None, two
+        b = time.perf_counter()
+        probs = self.reader.run(x)
+        c = time.perf_counter()
+        r = decode(probs)
+        t.rectify += b - a
+        t.read += c - b
+        t.decode += time.perf_counter() - c
+        return r, two
 
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
         if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
@@ -72,22 +89,7 @@ class Recogniser:
         t.detect += t1 - t0
         reads = []
         for d in dets:
-            a = time.perf_counter()
-            try:
-                crop = crop_plate(img, d.quad)
-            except ValueError:
-                continue
-            w, h = d.size
-            two = w / max(h, 1e-6) < TWO_LINE_ASPECT
-            x = reader_input(crop, two)
-            b = time.perf_counter()
-            probs = self.reader.run(x)
-            c = time.perf_counter()
-            r = decode(probs)
-            e = time.perf_counter()
-            t.rectify += b - a
-            t.read += c - b
-            t.decode += e - c
+            r, two = self.read_detection(img, d, t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two))
         return reads
