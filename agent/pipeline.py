@@ -37,7 +37,9 @@ HELD_MAX = 5000  # reads kept in memory while the outbox cannot store them
 
 
 class FrameQueue:
-    """Bounded; a put never blocks (unless `lossless`, for simulated sources): the oldest frame goes."""
+    """Bounded; a put never blocks: the oldest frame goes. `lossless` (simulated sources only) runs
+    capture in lock-step with recognition instead, so a simulated run is the same whatever the load:
+    the next frame is made only after the last one was processed and its controls applied."""
 
     def __init__(self, maxlen: int = 4, lossless: bool = False) -> None:
         self._q: collections.deque[Frame] = collections.deque()
@@ -46,14 +48,26 @@ class FrameQueue:
         self.dropped = 0
         self._cv = threading.Condition()
         self.closed = False
+        self._unfinished = 0
+
+    def wait_turn(self) -> None:
+        """Lossless: wait until the frame before has been processed (call before making the next)."""
+        with self._cv:
+            while self.lossless and self._unfinished and not self.closed:
+                self._cv.wait(0.1)
+
+    def done(self) -> None:
+        with self._cv:
+            self._unfinished = max(0, self._unfinished - 1)
+            self._cv.notify_all()
 
     def put(self, f: Frame) -> None:
         with self._cv:
-            while self.lossless and len(self._q) >= self.maxlen and not self.closed:
-                self._cv.wait(0.1)
+            self._unfinished += 1
             if len(self._q) >= self.maxlen:
                 self._q.popleft()
                 self.dropped += 1
+                self._unfinished -= 1
             self._q.append(f)
             self._cv.notify_all()
 
@@ -164,8 +178,11 @@ class Pipeline:
     # ---- threads --------------------------------------------------------------------------------
     def _capture(self) -> None:
         try:
-            for f in self.camera.frames():
-                if self._stop.is_set():
+            frames = self.camera.frames()
+            while True:
+                self.queue.wait_turn()
+                f = next(frames, None)
+                if f is None or self._stop.is_set():
                     break
                 self.stats.frames_captured += 1
                 self.queue.put(f)
@@ -186,6 +203,8 @@ class Pipeline:
                 self.process(f)
             except Exception:  # a bad frame must not stop the unit
                 log.exception("frame %d failed", f.seq)
+            finally:
+                self.queue.done()
             self._tick()
         for r in self.tracker.flush() if not self._stop.is_set() else []:
             self._commit(r)
