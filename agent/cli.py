@@ -201,6 +201,7 @@ def eval_cmd(
         row(f"format {k}", v)
     for k, v in res["per_condition"].items():
         row(f"condition {k}", v)
+    row("partly hidden (not in all)", res["partly_hidden"])
     con.print(t)
     c = Table(title="confidence threshold")
     for col in ("threshold", "coverage", "precision", "frames with a false read"):
@@ -209,6 +210,8 @@ def eval_cmd(
         c.add_row(str(r["threshold"]), f"{r['coverage']:.2%}", f"{r['precision']:.2%}",
                   f"{r['false_read_frame_rate']:.3%}")
     con.print(c)
+    con.print(f"partly hidden plates read wrongly at >= {res['min_confidence']}: "
+              f"{res['partly_hidden']['confident_wrong']} of {res['partly_hidden']['plates']} (in precision)")
     con.print("most confused (truth->read):", res["confused"] or "none")
 
 

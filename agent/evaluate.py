@@ -60,13 +60,19 @@ def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require
              min_char_px: float = 12.0) -> dict:
     """Plates smaller than `min_char_px` (character height, where labels give it) are not scored: a
     commissioned installation gives at least that (docs/commissioning.md); reads of them are not
-    counted as false either."""
+    counted as false either.
+
+    Plates labelled `occluded` (characters covered by a tow bar or a nearer vehicle) cannot be read
+    exactly: recall and read rates are over the visible plates, the partly hidden ones are reported
+    as their own group, and every read of them that is not exactly right counts against precision.
+    """
     items = load_labels(labels)
     tot = Counter()
     per_fmt: dict[str, Counter] = defaultdict(Counter)
     per_cond: dict[str, Counter] = defaultdict(Counter)
     confusions: Counter = Counter()
-    scored: list[tuple[float, bool]] = []  # (confidence, correct) of reads matched to a plate
+    hidden_c = Counter()  # partly hidden plates
+    scored: list[tuple[float, bool, bool]] = []  # (confidence, correct, partly hidden) of matched reads
     false_by_thr = Counter()
     for it in items:
         img = cv2.imread(str(it.file), cv2.IMREAD_UNCHANGED)
@@ -87,19 +93,23 @@ def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require
                 if hit and (best is None or edit_distance(r.vrm, p["vrm"]) < edit_distance(best.vrm, p["vrm"])):
                     best = r
             fmt, cond = str(p.get("format", "?")), it.conditions
-            for c in (tot, per_fmt[fmt], per_cond[cond]):
+            hidden = bool(p.get("occluded"))
+            groups = (hidden_c,) if hidden else (tot, per_fmt[fmt], per_cond[cond])
+            for c in groups:
                 c["plates"] += 1
             if best is None:
                 continue
             matched.add(reads.index(best))
             ok = best.vrm == p["vrm"]
             ed = edit_distance(best.vrm, p["vrm"])
-            scored.append((best.confidence, ok))
-            for c in (tot, per_fmt[fmt], per_cond[cond]):
+            scored.append((best.confidence, ok, hidden))
+            if hidden:
+                hidden_c["confident_wrong"] += (not ok) and best.confidence >= min_confidence
+            for c in groups:
                 c["detected"] += 1
                 c["exact"] += ok
                 c["within1"] += ed <= 1
-            if len(best.vrm) == len(p["vrm"]):
+            if len(best.vrm) == len(p["vrm"]) and not hidden:
                 for a, b in zip(p["vrm"], best.vrm, strict=True):
                     if a != b:
                         confusions[f"{a}->{b}"] += 1
@@ -114,16 +124,18 @@ def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require
 
     calibration = []
     for thr in THRESHOLDS:
-        kept = [ok for conf, ok in scored if conf >= thr]
-        calibration.append({"threshold": thr, "coverage": round(len(kept) / max(tot["plates"], 1), 4),
+        kept = [ok for conf, ok, _h in scored if conf >= thr]
+        visible = sum(1 for conf, _ok, h in scored if conf >= thr and not h)
+        calibration.append({"threshold": thr, "coverage": round(visible / max(tot["plates"], 1), 4),
                             "precision": round(sum(kept) / max(len(kept), 1), 4),
                             "false_read_frame_rate": round(false_by_thr[thr] / max(tot["images"], 1), 5)})
-    at = [conf >= min_confidence for conf, _ in scored]
+    at = [conf >= min_confidence for conf, _ok, _h in scored]
     return {
         "labels": str(labels), "images": tot["images"], "unreadable": tot["unreadable"], **rates(tot),
         "min_confidence": min_confidence, "min_char_px": min_char_px,
-        "precision_at_threshold": round(sum(ok for (conf, ok) in scored if conf >= min_confidence) / max(sum(at), 1),
-                                        4),
+        "precision_at_threshold": round(sum(ok for (conf, ok, _h) in scored if conf >= min_confidence)
+                                        / max(sum(at), 1), 4),
+        "partly_hidden": {**rates(hidden_c), "confident_wrong": hidden_c["confident_wrong"]},
         "per_format": {k: rates(v) for k, v in sorted(per_fmt.items())},
         "per_condition": {k: rates(v) for k, v in sorted(per_cond.items())},
         "confused": dict(confusions.most_common(10)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from train_common import (
@@ -25,12 +26,13 @@ from train_common import (
 
 MAX_LABEL = 12
 CHUNK = 5000
+OCCLUSION = 0.12  # share of crops with some characters covered (labelled with the hidden mark)
 
 
 def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
     import cv2
 
-    from agent.recognise.preprocess import READER_H, READER_W, encode_label, reader_input
+    from agent.recognise.preprocess import HIDDEN_MARK, READER_H, READER_W, encode_label, reader_input
     from sim.dataset import parse_conditions, plate_crop
     from sim.plates import generate
     from sim.scene import Conditions
@@ -46,15 +48,27 @@ def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
             vrm = ""
         else:
             text = generate(rng, foreign_rate=0.1)
-            img, _ = plate_crop(rng, text, cond, out_h=int(rng.choice([24, 32, 48, 64])),
-                                variety=0.3, colour=bool(rng.random() < 0.3))
-            vrm = text.vrm
+            img, _, hidden = plate_crop(rng, text, cond, out_h=int(rng.choice([24, 32, 48, 64])),
+                                        variety=0.3, colour=bool(rng.random() < 0.3), occlusion=OCCLUSION)
+            vrm = hidden_label(text.vrm, hidden, HIDDEN_MARK)
         xs[k] = reader_input(img)
         lab = encode_label(vrm)
         ys[k, : len(lab)] = lab
         ys[k, MAX_LABEL] = len(lab)
     del cv2
     return {"x": xs, "y": ys}
+
+
+def hidden_label(vrm: str, hidden: list[bool], mark: str) -> str:
+    """The label with one mark for each run of hidden characters: how many are covered cannot be
+    seen, only that the read is incomplete."""
+    out: list[str] = []
+    for c, h in zip(vrm, hidden, strict=True):
+        if not h:
+            out.append(c)
+        elif not out or out[-1] != mark:
+            out.append(mark)
+    return "".join(out)
 
 
 def _negative(rng: np.random.Generator) -> np.ndarray:
@@ -70,11 +84,13 @@ def _negative(rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 2.0)))
 
 
-def build_model():
+def build_model(n_classes: int | None = None):
     import keras
     from keras import layers
 
     from agent.recognise.preprocess import N_CLASSES, READER_H, READER_W
+
+    n_classes = n_classes or N_CLASSES
 
     def block(x, ch, pool):
         x = layers.Conv2D(ch, 3, padding="same", use_bias=False)(x)
@@ -97,8 +113,8 @@ def build_model():
     x = layers.Conv2D(128, (2, 1), padding="valid", activation="relu")(x)  # 1x32
     x = layers.Conv2D(128, (1, 3), padding="same", activation="relu")(x)  # context along the plate
     x = layers.Dropout(0.1)(x)
-    logits = layers.Conv2D(N_CLASSES, 1, name="logits")(x)
-    logits = layers.Reshape((READER_W // 4, N_CLASSES))(logits)
+    logits = layers.Conv2D(n_classes, 1, name="logits")(x)
+    logits = layers.Reshape((READER_W // 4, n_classes))(logits)
     return keras.Model(inp, logits, name="reader")
 
 
@@ -116,25 +132,56 @@ def ctc_loss(y_true, y_pred):
     return tf.reduce_mean(loss)
 
 
-def greedy(probs: np.ndarray) -> list[str]:
+def symbols() -> str:
     from agent.plates import ALPHABET
+    from agent.recognise.preprocess import HIDDEN_MARK
+
+    return ALPHABET + "_" + HIDDEN_MARK  # index BLANK is never printed
+
+
+def greedy(probs: np.ndarray) -> list[str]:
     from agent.recognise.preprocess import BLANK
 
+    sym = symbols()
     out = []
     for row in probs.argmax(-1):
         s, prev = [], -1
         for c in row:
             if c != prev and c != BLANK:
-                s.append(ALPHABET[c])
+                s.append(sym[c])
             prev = c
         out.append("".join(s))
     return out
 
 
 def labels_to_text(ys: np.ndarray) -> list[str]:
-    from agent.plates import ALPHABET
+    sym = symbols()
+    return ["".join(sym[c] for c in y[: y[MAX_LABEL]]) for y in ys]
 
-    return ["".join(ALPHABET[c] for c in y[: y[MAX_LABEL]]) for y in ys]
+
+def init_from(model, weights: Path, log) -> None:
+    """Start from an earlier reader's weights; an output layer with fewer classes (before the hidden
+    class existed) is copied into the first columns and the new classes start unlikely."""
+    old_classes = model.get_layer("logits").filters
+    for n in (old_classes, old_classes - 1):
+        old = build_model(n)
+        try:
+            old.load_weights(weights)
+        except ValueError:
+            continue
+        for lo, ln in zip(old.layers, model.layers, strict=True):
+            if lo.name == "logits":
+                k, b = lo.get_weights()
+                k2, b2 = ln.get_weights()
+                k2[..., :n], b2[:n] = k, b
+                k2[..., n:] = 0.0
+                b2[n:] = b.min() - 2.0
+                ln.set_weights([k2, b2])
+            else:
+                ln.set_weights(lo.get_weights())
+        log.info("initialised from %s (%d classes)", weights, n)
+        return
+    raise SystemExit(f"{weights}: not weights of this reader")
 
 
 def main() -> None:
@@ -156,7 +203,10 @@ def main() -> None:
 
     seed_everything(args.seed)
     model = build_model()
-    start_epoch = prepare_model(model, args.work, len(train["x"]) // args.batch, args.epochs, ctc_loss, log)
+    if args.init_from and not (args.work / "ckpt.weights.h5").exists():
+        init_from(model, args.init_from, log)
+    start_epoch = prepare_model(model, args.work, len(train["x"]) // args.batch, args.epochs, ctc_loss, log,
+                                lr=args.lr)
     xtr = train["x"][..., None]
     ytr = train["y"].astype(np.float32)
     if start_epoch < args.epochs:

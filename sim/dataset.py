@@ -114,18 +114,25 @@ def _truth_label(t: PlateTruth) -> dict[str, object]:
 
 
 def plate_crop(rng: np.random.Generator, text: PlateText, cond: Conditions, out_h: int = 64,
-               variety: float = 0.25, colour: bool = False) -> tuple[np.ndarray, list[list[float]]]:
+               variety: float = 0.25, colour: bool = False, occlusion: float = 0.0
+               ) -> tuple[np.ndarray, list[list[float]], list[bool]]:
     """A plate as a detector would hand it to the reader: loosely cropped around the plate, with the
-    perspective, blur, noise, light and compression of a real capture. Returns image and polygon."""
+    perspective, blur, noise, light and compression of a real capture.
+
+    The margins and offsets span the detector's measured box errors (width up to ~1.4x the plate,
+    centre off by a few percent). With probability `occlusion` something (a tow bar, bike rack, the
+    edge of a nearer vehicle) covers part of the plate. Returns the image, the plate polygon and, per
+    character of `text.vrm`, whether it is hidden (covered or cut off by the crop).
+    """
     style = PlateStyle.random(rng, variety=variety)
     tex = render_plate(text, style, px_per_mm=0.5)
     th, tw = tex.image.shape[:2]
     aspect = tw / th
     # Plate size in the crop: a margin around it, skew and rotation as a detector box would leave.
-    ph = out_h / rng.uniform(1.15, 1.6)
+    ph = out_h / rng.uniform(1.1, 1.75)
     pw = ph * aspect * rng.uniform(0.85, 1.15)
-    out_w = int(round(pw * rng.uniform(1.05, 1.25))) if not style.two_line else int(round(pw * 1.25))
-    cx, cy = out_w / 2 + rng.normal(0, out_w * 0.02), out_h / 2 + rng.normal(0, out_h * 0.04)
+    out_w = int(round(pw * rng.uniform(1.05, 1.45))) if not style.two_line else int(round(pw * rng.uniform(1.1, 1.4)))
+    cx, cy = out_w / 2 + rng.normal(0, out_w * 0.03), out_h / 2 + rng.normal(0, out_h * 0.05)
     ang = math.radians(rng.normal(0, 4))
     shear = rng.normal(0, 0.12)
     persp = rng.normal(0, 0.06)
@@ -156,11 +163,21 @@ def plate_crop(rng: np.random.Generator, text: PlateText, cond: Conditions, out_
     cv2.warpPerspective(src_img, Hm, (out_w, out_h), dst=bg, borderMode=cv2.BORDER_TRANSPARENT,
                         flags=cv2.INTER_LINEAR)
     img = bg
+    to_crop = Hm @ np.diag([sw / tex.size_mm[0], sh / tex.size_mm[1], 1.0])  # plate mm -> crop pixels
+    cover = _occluder_mm(rng, tex.size_mm) if rng.random() < occlusion else None
+    if cover is not None:
+        pts = cv2.perspectiveTransform(cover[None].astype(np.float32), to_crop)[0]
+        c = tuple(int(v) for v in rng.integers(0, 120, 3)) if rng.random() < 0.7 else tuple(
+            int(v) for v in rng.integers(0, 255, 3))
+        cv2.fillConvexPoly(img, np.round(pts * 16).astype(np.int32), c if colour else c[0], cv2.LINE_AA, 4)
+    hidden = _hidden_chars(text, tex, cover, to_crop, out_w)
     # Light: day, IR night (plate bright, surroundings dark), over/under exposure, gamma (one LUT).
     night = cond.ambient < 0.1
     if night:
         mask = np.full((out_h, out_w), 31, np.uint8)
         cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 255)
+        if cover is not None:  # the cover does not retroreflect
+            cv2.fillConvexPoly(mask, np.round(pts).astype(np.int32), 31)
         img = cv2.multiply(img, cv2.merge([mask] * 3) if colour else mask, scale=1 / 255.0)
     gain = 2.0 ** rng.uniform(-1.5, 1.0)
     lut = (255.0 * (np.clip(np.arange(256) * gain, 0, 255) / 255.0) ** rng.uniform(0.6, 1.6)).astype(np.uint8)
@@ -190,7 +207,42 @@ def plate_crop(rng: np.random.Generator, text: PlateText, cond: Conditions, out_
     if rng.random() < 0.7:
         _ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
         img = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED)
-    return img, [[round(float(a), 2), round(float(b), 2)] for a, b in quad]
+    return img, [[round(float(a), 2), round(float(b), 2)] for a, b in quad], hidden
+
+
+def _occluder_mm(rng: np.random.Generator, size_mm: tuple[float, float]) -> np.ndarray:
+    """A cover in plate millimetres: a bar (tow bar, rack) across some characters, or the edge of
+    a nearer vehicle over one end of the plate."""
+    w, h = size_mm
+    if rng.random() < 0.6:  # bar, from below (tow ball neck) or from above, sometimes slanted
+        bw = w * rng.uniform(0.06, 0.3)
+        x0 = rng.uniform(-0.05 * w, w - bw * 0.5)
+        y0, y1 = (rng.uniform(-0.1, 0.5) * h, 1.1 * h) if rng.random() < 0.7 else (-0.1 * h, rng.uniform(0.5, 1.1) * h)
+        slant = rng.normal(0, 0.15) * (y1 - y0)
+        return np.array([[x0 + slant, y0], [x0 + bw + slant, y0], [x0 + bw, y1], [x0, y1]])
+    cut = w * rng.uniform(0.1, 0.5)  # vehicle edge over the left or right end
+    x0, x1 = (-0.2 * w, cut) if rng.random() < 0.5 else (w - cut, 1.2 * w)
+    slant = rng.normal(0, 0.1) * h
+    return np.array([[x0 + slant, -0.2 * h], [x1 + slant, -0.2 * h], [x1 - slant, 1.2 * h], [x0 - slant, 1.2 * h]])
+
+
+def _hidden_chars(text: PlateText, tex, cover: np.ndarray | None, to_crop: np.ndarray, out_w: int) -> list[bool]:
+    """Per character of the VRM: hidden if a third or more of its box is covered or outside the crop."""
+    boxes = [b for b, ch in zip(tex.char_boxes_mm, [c for c in text.display if c != " "], strict=False)
+             if ch.isalnum()]
+    out = []
+    for x, y, bw, bh in boxes:
+        xs = np.linspace(x, x + bw, 7)
+        ys = np.linspace(y, y + bh, 5)
+        grid = np.array([[a, b] for a in xs for b in ys], np.float32)
+        inside = np.zeros(len(grid), bool)
+        if cover is not None:
+            inside = np.array([cv2.pointPolygonTest(cover.astype(np.float32), (float(a), float(b)), False) >= 0
+                               for a, b in grid])
+        px = cv2.perspectiveTransform(grid[None], to_crop)[0][:, 0]
+        off = (px < 0) | (px > out_w)
+        out.append(bool(np.mean(inside | off) >= 0.34))
+    return out if len(out) == len(text.vrm) else [False] * len(text.vrm)
 
 
 def plate_samples(count: int, seed: int, conditions: tuple[str, ...], foreign_rate: float = 0.08,
@@ -199,7 +251,7 @@ def plate_samples(count: int, seed: int, conditions: tuple[str, ...], foreign_ra
     for i in range(count):
         cond = Conditions.preset(conditions[int(rng.integers(len(conditions)))])
         text = generate(rng, foreign_rate)
-        img, quad = plate_crop(rng, text, cond, colour=bool(rng.random() < colour_rate))
+        img, quad, _hidden = plate_crop(rng, text, cond, colour=bool(rng.random() < colour_rate))
         xs, ys = [p[0] for p in quad], [p[1] for p in quad]
         x0, y0 = max(0, int(min(xs))), max(0, int(min(ys)))
         x1, y1 = min(img.shape[1], math.ceil(max(xs))), min(img.shape[0], math.ceil(max(ys)))

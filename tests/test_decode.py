@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from agent.plates import ALPHABET, is_valid
-from agent.recognise.decode import BLANK, decode
+from agent.recognise.decode import BLANK, HIDDEN, decode
 from agent.recognise.preprocess import N_CLASSES, READER_W
 from sim.plates import UK_FORMATS, generate_foreign, generate_uk
 
@@ -94,3 +94,37 @@ def test_confident_look_alike_is_not_bent_into_uk_syntax():
     # the same shape read unsurely (0 vs O) is settled by UK syntax
     r = decode(probs_for("EP71OWB", alt={4: ("0", 0.45)}, conf=0.5))
     assert r is not None and r.vrm == "EP71OWB"
+
+
+def probs_with_hidden(text: str, hidden_at: int, p_hidden: float = 0.97) -> np.ndarray:
+    """`text` read cleanly, with a run of covered characters (the hidden class) before `hidden_at`."""
+    p = probs_for(text)
+    col = 2 + hidden_at * 3 - 1  # the blank column before that character
+    p[col, :] = (1 - p_hidden) / (N_CLASSES - 1)
+    p[col, HIDDEN] = p_hidden
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("at", [0, 3, 6])
+def test_covered_characters_make_an_incomplete_unpublishable_read(at):
+    # e.g. a tow bar over the 'X' of LV76XYZ: the reader gives 'LV76YZ' and a hidden run; the partial
+    # text must neither be taken as a UK mark nor be confident, however sure the visible characters are
+    r = decode(probs_with_hidden("LV76YZ" if at == 3 else "LV76XYZ", at))
+    assert r is not None and not r.complete and r.format == "unknown"
+    assert r.confidence <= 0.03 + 1e-6
+    assert decode(probs_for("LV76XYZ")).complete
+
+
+@given(arrays(np.float32, (T, N_CLASSES), elements=st.floats(0, 1, width=32)))
+def test_confidence_stays_a_probability_with_the_hidden_class(p):
+    r = decode(p)
+    if r is not None:
+        assert 0.0 <= r.confidence <= 1.0
+        if not r.complete:
+            assert r.format == "unknown"
+
+
+def test_reader_without_the_hidden_class_still_decodes():
+    # the 37-class output of readers trained before the hidden class existed
+    r = decode(probs_for("AB12CDE")[:, : BLANK + 1])
+    assert r is not None and r.vrm == "AB12CDE" and r.complete

@@ -181,3 +181,39 @@ def test_contact_sheet(tmp_path):
     assert res.exit_code == 0, res.output
     img = cv2.imread(str(tmp_path / "cs.png"))
     assert img.shape[0] > 500 and img.shape[1] > 1000
+
+
+def test_reader_crops_label_covered_characters():
+    """Training crops for the reader: a cover over some characters marks exactly those as hidden."""
+    from sim.dataset import plate_crop
+    from sim.plates import PlateText
+    from sim.scene import Conditions
+
+    text = PlateText("LV76XYZ", "gb_current", "LV76 XYZ")
+    seen_hidden = seen_clear = 0
+    for seed in range(60):
+        img, _quad, hidden = plate_crop(np.random.default_rng(seed), text, Conditions.preset("day"), out_h=48,
+                                       variety=0.0, occlusion=1.0)
+        assert len(hidden) == 7 and img.shape[0] == 48
+        seen_hidden += any(hidden)
+        seen_clear += not all(hidden)
+    assert seen_hidden >= 30 and seen_clear >= 30
+    for seed in range(20):  # without a cover nothing is hidden unless the crop cuts a character off
+        _img, _q, hidden = plate_crop(np.random.default_rng(seed), text, Conditions.preset("day"), out_h=48,
+                                      variety=0.0)
+        assert sum(hidden) <= 1
+
+
+def test_hidden_characters_are_the_covered_ones():
+    from sim.dataset import _hidden_chars
+
+    text = PlateText("LV76XYZ", "gb_current", "LV76 XYZ")
+    tex = render_plate(text, PlateStyle(), px_per_mm=0.5)
+    x, y, w, h = tex.char_boxes_mm[4]  # the X
+    cover = np.array([[x - 1, y - 5], [x + w + 1, y - 5], [x + w + 1, y + h + 5], [x - 1, y + h + 5]])
+    ident = np.eye(3)
+    assert _hidden_chars(text, tex, cover, ident, 10_000) == [False] * 4 + [True] + [False] * 2
+    assert _hidden_chars(text, tex, None, ident, 10_000) == [False] * 7
+    # a crop that ends inside the first group cuts its characters off
+    cut = _hidden_chars(text, tex, None, ident, int(tex.char_boxes_mm[2][0] + 1))
+    assert cut[:2] == [False, False] and cut[3:] == [True] * 4

@@ -5,6 +5,10 @@ probability distribution. A text that is a valid UK mark is taken as read. Other
 position pattern of the same length is tried, choosing per position the likeliest allowed character;
 the best candidate is accepted only if it changes characters the reader was unsure of, so a
 confident non-UK plate is reported as `foreign` and never forced into a UK pattern.
+
+Readers trained with the hidden class mark characters covered by a tow bar or another vehicle; such
+a read is incomplete (`complete=False`): its visible characters are kept, its format is `unknown` and
+its confidence is at most the chance that nothing was hidden, so it is never published as a read.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from functools import cache
 import numpy as np
 
 from agent.plates import ALPHABET, Format, PlateError, parse, position_patterns
+from agent.recognise.preprocess import BLANK, HIDDEN
 
-BLANK = len(ALPHABET)
 SURE = 0.9  # a character read with at least this probability is never substituted
 MIN_ALT = 0.05  # a substitute must have had at least this probability
 
@@ -27,6 +31,7 @@ class Reading:
     confidence: float
     char_confidences: tuple[float, ...]
     format: Format
+    complete: bool = True  # False: the reader saw characters covered (the read misses some)
 
 
 @cache
@@ -38,25 +43,36 @@ def _patterns_by_length() -> dict[int, list[tuple[Format, tuple[np.ndarray, ...]
     return out
 
 
-def _segments(probs: np.ndarray) -> list[np.ndarray]:
-    """Per greedy character, its distribution over ALPHABET (max over its columns, renormalised)."""
+def _segments(probs: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """Per greedy character, its distribution over ALPHABET (max over its columns, renormalised);
+    and the highest probability of a greedy hidden-character run (0 when none)."""
     best = probs.argmax(axis=1)
     segs: list[np.ndarray] = []
+    hidden = 0.0
     start = None
     for t in range(len(best) + 1):
         c = best[t] if t < len(best) else -1
         if start is not None and (t == len(best) or c != best[start]):
-            dist = probs[start:t, :BLANK].max(axis=0)
-            segs.append(dist / max(float(dist.sum()), 1e-9) * float(probs[start:t, best[start]].max()))
+            if best[start] == HIDDEN:
+                hidden = max(hidden, float(probs[start:t, HIDDEN].max()))
+            else:
+                dist = probs[start:t, :BLANK].max(axis=0)
+                segs.append(dist / max(float(dist.sum()), 1e-9) * float(probs[start:t, best[start]].max()))
             start = None
         if t < len(best) and c != BLANK and start is None:
             start = t
-    return segs
+    return segs, hidden
 
 
 def decode(probs: np.ndarray, min_chars: int = 2) -> Reading | None:
     """Decode one plate's (T, classes) probabilities; None when nothing was read."""
-    segs = _segments(np.asarray(probs, np.float32))
+    segs, hidden = _segments(np.asarray(probs, np.float32))
+    if hidden > 0.0:
+        if not segs:
+            return None
+        conf = [float(d.max()) for d in segs]
+        text = "".join(ALPHABET[int(d.argmax())] for d in segs)
+        return Reading(text, min(*conf, 1.0 - hidden), tuple(conf), "unknown", complete=False)
     if len(segs) < min_chars:
         return None
     idx = [int(d.argmax()) for d in segs]

@@ -11,8 +11,10 @@ READER_H, READER_W = 32, 128
 DET_W, DET_H = 640, 384  # detector input; output mask is 1/4 of this
 DET_STRIDE = 4
 TWO_LINE_ASPECT = 2.6  # crops narrower than this (w/h) are square two-line plates
-BLANK = len(ALPHABET)  # CTC blank index; classes are ALPHABET + blank
-N_CLASSES = len(ALPHABET) + 1
+BLANK = len(ALPHABET)  # CTC blank index; classes are ALPHABET + blank + hidden
+HIDDEN = BLANK + 1  # "characters here are covered" (tow bar, another vehicle): the read is incomplete
+HIDDEN_MARK = "?"  # HIDDEN in training labels: one mark per run of covered characters
+N_CLASSES = len(ALPHABET) + 2
 
 
 def to_grey(img: np.ndarray) -> np.ndarray:
@@ -54,7 +56,7 @@ def reader_input(crop: np.ndarray, two_line: bool | None = None) -> np.ndarray:
 
 
 def encode_label(vrm: str) -> list[int]:
-    return [ALPHABET.index(c) for c in vrm]
+    return [HIDDEN if c == HIDDEN_MARK else ALPHABET.index(c) for c in vrm]
 
 
 def detector_input(img: np.ndarray) -> tuple[np.ndarray, float]:

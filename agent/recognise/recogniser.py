@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from agent.plates import Format
+from agent.recognise.confidence import ConfidenceModel, read_features
 from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
-from agent.recognise.preprocess import TWO_LINE_ASPECT, reader_input
+from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input
 from agent.recognise.rectify import crop_plate
 from agent.recognise.runtime import Model, ModelError
 
@@ -27,6 +28,7 @@ class PlateRead:
     quad: np.ndarray
     det_score: float
     two_line: bool
+    complete: bool = True  # False: some characters were covered; the read misses them
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -34,7 +36,8 @@ class PlateRead:
 
     def to_json(self) -> dict[str, object]:
         return {"vrm": self.vrm, "confidence": round(self.confidence, 4), "format": self.format,
-                "bbox": list(self.bbox), "char_confidences": [round(c, 4) for c in self.char_confidences]}
+                "bbox": list(self.bbox), "char_confidences": [round(c, 4) for c in self.char_confidences],
+                "complete": self.complete}
 
 
 @dataclass(slots=True)
@@ -57,6 +60,13 @@ class Recogniser:
         d = Path(models_dir)
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold)
         self.reader = Model(d / "reader.tflite", threads)
+        if self.reader.output_shape[-1] not in (BLANK + 1, N_CLASSES):  # with or without the hidden class
+            raise ModelError(f"{d / 'reader.tflite'}: output {self.reader.output_shape} is not (1, T, "
+                             f"{BLANK + 1} or {N_CLASSES}) classes")
+        try:
+            self.calibration = ConfidenceModel.load(d / "confidence.json")
+        except ValueError as e:
+            raise ModelError(str(e)) from None
         self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
 
     def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
@@ -74,6 +84,8 @@ class Recogniser:
         probs = self.reader.run(x)
         c = time.perf_counter()
         r = decode(probs)
+        if r is not None and r.complete and self.calibration is not None:
+            r = replace(r, confidence=self.calibration(read_features(r.char_confidences, r.format, h, d.score, two)))
         t.rectify += b - a
         t.read += c - b
         t.decode += time.perf_counter() - c
@@ -91,7 +103,8 @@ class Recogniser:
         for d in dets:
             r, two = self.read_detection(img, d, t)
             if r is not None:
-                reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two))
+                reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
+                                       r.complete))
         return reads
 
 

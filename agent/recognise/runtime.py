@@ -46,6 +46,7 @@ class Model:
         self._in = self._it.get_input_details()[0]
         self._out = self._it.get_output_details()[0]
         self.input_shape = tuple(int(x) for x in self._in["shape"])
+        self.output_shape = tuple(int(x) for x in self._out["shape"])
         scale, zero = self._out.get("quantization", (0.0, 0))
         self._scale = float(scale) or 1.0
         self._zero = int(zero)
