@@ -163,15 +163,19 @@ class Tracker:
     def _result(self, tr: Track) -> TrackResult | None:
         if len(tr.obs) < self.min_frames:
             return None
-        vrm, confs = vote(tr.obs)
+        vrm, confs, agreement = vote(tr.obs)
         fmt = classify(vrm)
+        # As sure as the best frame that read exactly this, less the frames' disagreement; when no
+        # single frame read it (a mix), the weakest voted character.
+        exact = [o.confidence for o in tr.obs if o.vrm == vrm]
+        conf = max(exact) * agreement if exact else (min(confs) if confs else 0.0)
         best = max(tr.obs, key=lambda o: (o.payload is not None, o.vrm == vrm, _quality(o)))
         w0, w1 = tr.obs[0].width, tr.obs[-1].width
         direction = "unknown"
         if len(tr.obs) >= 2 and abs(w1 - w0) > 0.05 * max(w0, w1):
             direction = "towards" if w1 > w0 else "away"
         return TrackResult(tr.id, vrm, fmt if fmt != "unknown" else _fallback_format(tr.obs, vrm),
-                           min(confs) if confs else 0.0, confs, direction, self._lane(best), len(tr.obs), best,
+                           conf, confs, direction, self._lane(best), len(tr.obs), best,
                            tr.obs[0].t, tr.obs[-1].t, list(tr.obs))
 
     def _lane(self, ob: Observation) -> int | None:
@@ -200,14 +204,15 @@ def _fallback_format(obs: list[Observation], vrm: str) -> str:
     return "foreign" if len(vrm) >= 4 and all(o.confidence >= 0.9 for o in obs if o.vrm == vrm) else "unknown"
 
 
-def vote(obs: list[Observation]) -> tuple[str, tuple[float, ...]]:
-    """Per-character vote weighted by confidence, over the reads of the winning length."""
+def vote(obs: list[Observation]) -> tuple[str, tuple[float, ...], float]:
+    """Per-character vote weighted by confidence, over the reads of the winning length: the text,
+    per-character confidences and the agreement (the smallest winning share of a character)."""
     by_len: dict[int, float] = defaultdict(float)
     for o in obs:
         by_len[len(o.vrm)] += o.confidence
     n = max(by_len, key=lambda k: by_len[k])
     same = [o for o in obs if len(o.vrm) == n]
-    chars, confs = [], []
+    chars, confs, shares = [], [], []
     for i in range(n):
         w: dict[str, float] = defaultdict(float)
         for o in same:
@@ -220,10 +225,12 @@ def vote(obs: list[Observation]) -> tuple[str, tuple[float, ...]]:
         best_c = max((o.char_confidences[i] if i < len(o.char_confidences) else o.confidence)
                      for o in same if o.vrm[i] == ch)
         confs.append(float(w[ch] / total * best_c))
+        shares.append(float(w[ch] / total))
     voted = "".join(chars)
     if classify(voted) == "unknown":  # a vote must not turn valid single reads into an invalid mix
         valid = [o for o in same if classify(o.vrm) != "unknown"]
         if valid:
             b = max(valid, key=lambda o: o.confidence)
-            return b.vrm, tuple(b.char_confidences)
-    return voted, tuple(confs)
+            share = sum(o.confidence for o in same if o.vrm == b.vrm) / max(sum(o.confidence for o in same), 1e-9)
+            return b.vrm, tuple(b.char_confidences), share
+    return voted, tuple(confs), min(shares, default=0.0)

@@ -74,8 +74,8 @@ def test_vote_prefers_confident_characters():
     o1 = obs(0, "AB12CDE", 0, 0, 80, cc=[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.3])
     o2 = obs(0.04, "AB12CDF", 0, 0, 80, cc=[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.95])
     o3 = obs(0.08, "AB12CDE", 0, 0, 80, cc=[0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.4])
-    vrm, confs = vote([o1, o2, o3])
-    assert vrm == "AB12CDF" and len(confs) == 7
+    vrm, confs, agreement = vote([o1, o2, o3])
+    assert vrm == "AB12CDF" and len(confs) == 7 and agreement == pytest.approx(0.95 / 1.65)
 
 
 @pytest.mark.parametrize(("a", "b", "d"), [("", "", 0), ("ABC", "ABC", 0), ("ABC", "ABD", 1), ("ABC", "AC", 1),
@@ -93,3 +93,14 @@ def test_track_closes_as_soon_as_the_plate_leaves_the_frame():
     assert not done
     done += tr.update(seq[-1][0] + 0.04, [], (1280, 720))  # next frame, plate gone
     assert [r.vrm for r in done] == ["AB12CDE"]
+
+
+def test_track_confidence_is_the_best_exact_frame_less_disagreement():
+    agree = approaching("AB12CDE", 300, 0.0)
+    agree[4] = (agree[4][0], obs(agree[4][0], "AB12CDE", 300, 100 + 25 * 4, 96, conf=0.99))
+    (r,) = run(Tracker(), [(t, [o]) for t, o in agree])
+    assert r.confidence == pytest.approx(0.99)  # every frame agrees: as sure as the best one
+    # half the frames read another last character: the vehicle's read is far less sure
+    split = approaching("AB12CDE", 300, 0.0, errors={k: "AB12CDF" for k in range(0, 12, 2)})
+    (r2,) = run(Tracker(), [(t, [o]) for t, o in split])
+    assert r2.confidence < 0.7
