@@ -164,7 +164,11 @@ def main() -> None:
     seed_everything(args.seed)
     model = build_model()
     steps = len(train["x"]) // args.batch
-    start_epoch = prepare_model(model, args.work, steps, args.epochs, seg_loss, log)
+    if args.init_from and not (args.work / "ckpt.weights.h5").exists():
+        model.load_weights(args.init_from)
+        log.info("initialised from %s", args.init_from)
+    start_epoch = prepare_model(model, args.work, steps, args.epochs, seg_loss, log, lr=args.lr)
+    last = min(args.epochs, args.stop_after or args.epochs)
 
     def gen(x, y, augment, seed):
         rng = np.random.default_rng(seed)
@@ -186,14 +190,14 @@ def main() -> None:
 
     sig = (tf.TensorSpec((TRAIN_H, TRAIN_W, 1), tf.float32),
            tf.TensorSpec((TRAIN_H // DET_STRIDE, TRAIN_W // DET_STRIDE, 1), tf.float32))
-    remaining = args.epochs - start_epoch
+    remaining = last - start_epoch
     ds_train = (tf.data.Dataset.from_generator(gen(train["x"], train["y"], True, args.seed + start_epoch),
                                                output_signature=sig)
                 .repeat().batch(args.batch).prefetch(2))
     ds_val = (tf.data.Dataset.from_generator(gen(val["x"], val["y"], False, 0), output_signature=sig)
               .batch(32).cache())
     if remaining > 0:
-        model.fit(ds_train, epochs=args.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
+        model.fit(ds_train, epochs=last, initial_epoch=start_epoch, steps_per_epoch=steps,
                   validation_data=ds_val, callbacks=[checkpoint_callback(args.work, log)], verbose=2)
     train_s = time.time() - t_start
 
@@ -224,7 +228,7 @@ def main() -> None:
         tp += int((p & t).sum())
         fp += int((p & ~t).sum())
         fn += int((~p & t).sum())
-    meta = {"model": "detector", "seed": args.seed, "train_samples": len(train["x"]), "epochs": args.epochs,
+    meta = {"model": "detector", "seed": args.seed, "train_samples": len(train["x"]), "epochs": last,
             "input": [DET_H, DET_W, 1], "train_crop": [TRAIN_H, TRAIN_W], "output_stride": DET_STRIDE, "bytes": size,
             "val_cell_recall_int8": round(tp / max(tp + fn, 1), 4),
             "val_cell_precision_int8": round(tp / max(tp + fp, 1), 4),

@@ -209,8 +209,9 @@ def main() -> None:
                                 lr=args.lr)
     xtr = train["x"][..., None]
     ytr = train["y"].astype(np.float32)
-    if start_epoch < args.epochs:
-        model.fit(xtr, ytr, batch_size=args.batch, epochs=args.epochs, initial_epoch=start_epoch,
+    last = min(args.epochs, args.stop_after or args.epochs)
+    if start_epoch < last:
+        model.fit(xtr, ytr, batch_size=args.batch, epochs=last, initial_epoch=start_epoch,
                   validation_data=(val["x"][..., None], val["y"].astype(np.float32)), shuffle=True,
                   callbacks=[checkpoint_callback(args.work, log)], verbose=2)
     train_s = time.time() - t_start
@@ -236,7 +237,9 @@ def main() -> None:
         q_probs.append(it.get_tensor(outd["index"])[0])
     acc_int8 = float(np.mean([a == b for a, b in zip(greedy(np.array(q_probs)), truth, strict=True)]))
     meta = {"model": "reader", "seed": args.seed, "train_samples": len(train["x"]), "val_samples": len(val["x"]),
-            "epochs": args.epochs, "input": list(model.input_shape[1:]), "bytes": size,
+            "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
+            "init_from": str(args.init_from.name) if args.init_from else None,
+            "input": list(model.input_shape[1:]), "bytes": size,
             "val_exact_float": round(acc_float, 4), "val_exact_int8": round(acc_int8, 4),
             "train_wall_s": round(train_s), "tensorflow": tf.__version__}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
