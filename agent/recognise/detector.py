@@ -16,6 +16,7 @@ from agent.recognise.runtime import Model
 
 TILE_SCALE = 0.4  # detector scale used for tiles of large images
 HEIGHT_SPREAD = 1.4
+MAX_SLOPE = np.radians(60)  # steeper than this is not a plate seen by a roadside camera
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,22 +34,6 @@ class Detection:
     def size(self) -> tuple[float, float]:
         q = self.quad
         return float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))
-
-
-def order_quad(centre: np.ndarray, w: float, h: float, angle_deg: float) -> np.ndarray:
-    """Corners of a rotated rectangle, wide side horizontal-ish, clockwise from top-left."""
-    if w < h:
-        w, h, angle_deg = h, w, angle_deg + 90.0
-    a = np.deg2rad(angle_deg)
-    u = np.array([np.cos(a), np.sin(a)])
-    if u[0] < 0:
-        u = -u
-    v = np.array([-u[1], u[0]])
-    if v[1] < 0:
-        v = -v
-    c = np.asarray(centre, np.float64)
-    hw, hh = u * w / 2, v * h / 2
-    return np.stack([c - hw - hh, c + hw - hh, c + hw + hh, c - hw + hh])
 
 
 def windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -113,11 +98,14 @@ class PlateDetector:
 
     @staticmethod
     def _quad_from_moments(xs: np.ndarray, ys: np.ndarray, p: np.ndarray) -> np.ndarray | None:
-        """Plate rectangle from the probability-weighted moments of a component.
+        """Plate parallelogram from the probability-weighted moments of a component.
 
-        The mask is the plate polygon sampled on a DET_STRIDE grid, so along each axis the weighted
-        variance is the plate's (L^2 / 12) plus the cell's (s^2 / 12): L = sqrt(12 var - s^2). The angle
-        comes from the covariance and is kept within +-30 degrees (plates are near-horizontal).
+        Seen by an upright camera from the side or from above, a plate's vertical edges stay vertical
+        and its top and bottom edges slope: a parallelogram, not a rotated rectangle. The slope is
+        the regression of y on x (unbiased whatever the plate's aspect, so square plates too), the
+        length comes from the variance along it and the height from the vertical spread left over.
+        The mask is the plate polygon sampled on a DET_STRIDE grid, so each variance is the plate's
+        (L^2 / 12) plus the cell's (s^2 / 12): L = sqrt(12 var - s^2).
         """
         w = np.clip(p, 0, 1).astype(np.float64)
         tot = w.sum()
@@ -128,19 +116,16 @@ class PlateDetector:
         py = ys * DET_STRIDE
         cx, cy = (w * px).sum() / tot, (w * py).sum() / tot
         dx, dy = px - cx, py - cy
-        cov = np.array([[(w * dx * dx).sum(), (w * dx * dy).sum()], [(w * dx * dy).sum(), (w * dy * dy).sum()]]) / tot
-        ang = 0.5 * np.degrees(np.arctan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1]))
-        ang = float(np.clip(ang, -30.0, 30.0))
-        a = np.radians(ang)
-        u = np.array([np.cos(a), np.sin(a)])
-        v = np.array([-u[1], u[0]])
-        var_u = float(u @ cov @ u)
-        var_v = float(v @ cov @ v)
+        var_x, var_y, cov = (w * dx * dx).sum() / tot, (w * dy * dy).sum() / tot, (w * dx * dy).sum() / tot
+        slope = float(np.clip(np.arctan2(cov, var_x), -MAX_SLOPE, MAX_SLOPE))
         s2 = DET_STRIDE ** 2
-        length = np.sqrt(max(12 * var_u - s2, s2))
+        length = np.sqrt(max(12 * var_x / np.cos(slope) ** 2 - s2, s2))
         # the mask spreads vertically (thin plates, blur): measured on held-out scenes, heights run ~1.4x high
-        height = np.sqrt(max(12 * var_v - s2, s2 / 4)) / HEIGHT_SPREAD
-        return order_quad(np.array([cx, cy]), length, height, ang)
+        height = np.sqrt(max(12 * (var_y - cov * cov / max(var_x, 1e-9)) - s2, s2 / 4)) / HEIGHT_SPREAD
+        u = np.array([np.cos(slope), np.sin(slope)]) * length / 2
+        v = np.array([0.0, height / 2])
+        c = np.array([cx, cy])
+        return np.stack([c - u - v, c + u - v, c + u + v, c - u + v])
 
     @staticmethod
     def _suppress(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
