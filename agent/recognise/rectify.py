@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MARGIN_W = 0.15  # total extra width, as a share of the plate width
+MARGIN_W = 0.25  # total extra width, as a share of the plate width (the middle of the reader's training range)
 MARGIN_H = 0.40  # total extra height
 MAX_W = 256
 
