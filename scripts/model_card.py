@@ -22,7 +22,11 @@ conditions, 30 % colour, defocus, JPEG 35-95, occlusion, 10 % foreign plates, tw
 cropped to 320x192 windows at scale 0.3-1.1 (plates 20-300 px wide), plus distractor text and lamps
 drawn in as negatives, horizontal flips, gamma and gain jitter.""",
     "reader": """A convolutional reader (no recurrent layers, so it runs as plain int8 convolutions under XNNPACK)
-that maps a 32x128 grey crop to 32 columns of 37-class probabilities (0-9, A-Z, CTC blank).
+that maps a 32x128 grey crop to 32 columns of 38-class probabilities (0-9, A-Z, CTC blank, and
+"hidden": characters covered by a tow bar, a bike rack or another vehicle, one mark per covered run).
+A read with a hidden mark is incomplete: the decoder never takes it as a UK mark and its confidence is
+at most the chance that nothing was covered, so a confident partial read ("X73MMJ" for SX73MMJ behind a
+tow bar) is not published.
 CTC rather than fixed slots: UK marks have 2 to 7 characters (foreign up to 10) in varying positions,
 and CTC needs no per-character boxes. Two-line square plates are cut into halves laid side by side
 before reading (`agent/recognise/preprocess.py`). Decoding applies UK syntax from `agent.plates`,
@@ -30,8 +34,11 @@ substituting only characters the reader was unsure of; confident non-UK text is 
 `foreign` (`agent/recognise/decode.py`).
 
 Training data: simulated plate crops (`sim.dataset.plate_crop`) as a detector would hand them over:
-loose margins, ±4° rotation, shear, perspective, plates 16-55 px high, day/IR-night light, gain and
-gamma errors, glare, defocus and vertical motion blur, resolution loss, noise, rain streaks, JPEG 30-95,
+loose margins spanning the detector's measured box errors (crop 1.05-1.45x the plate width and
+1.1-1.75x its height, centre off by ~3 %), ±4° rotation, shear, perspective, plates 16-55 px high,
+12 % with part of the plate covered (bars from below or above, the edge of a nearer vehicle),
+day/IR-night light, gain and gamma errors, glare, defocus and vertical motion blur, resolution loss,
+noise, rain streaks, JPEG 30-95,
 30 % colour; plate styles with side bands, raised characters, screw caps, borders, dirt and wear, 30 %
 off-standard fonts (thin, bold, Hershey) and spacing; 10 % foreign (EU) plates; 4 % non-plate crops
 with an empty label.""",
@@ -49,6 +56,12 @@ def main(name: str) -> None:
     cmd = f"python scripts/train_{name}.py --seed {meta['seed']}"
     if name == "detector" and meta.get("epochs", 10) > 10:  # trained to 10, then resumed to the total
         cmd = f"{cmd} --epochs 10 && {cmd} --epochs {meta['epochs']}"
+    if name == "reader" and meta.get("init_from"):  # fine-tuned from the first reader (37 classes)
+        cmd = ("python scripts/train_reader.py --seed 1 --epochs 10 && python scripts/train_reader.py --seed 1 "
+               "--epochs 16 --stop-after 14 && python scripts/train_reader.py --seed {seed} --epochs {ep} "
+               "--lr {lr} --init-from train-runs/reader/ckpt.weights.h5 --work train-runs/reader-occluded && "
+               "python scripts/fit_confidence.py").format(seed=meta["seed"], ep=meta["schedule_epochs"],
+                                                          lr=meta["lr"])
     lines += ["", f"Reproduce: `{cmd}` (needs `pip install -e '.[train]'`)."]
     (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
 
