@@ -54,6 +54,12 @@ def test_accuracy_on_held_out_simulated_scenes(rec, small_set):
     assert res["exact"] >= MIN_EXACT, res
     thr = next(c for c in res["calibration"] if c["threshold"] == 0.8)
     assert thr["false_read_frame_rate"] <= 0.02, res
+    # partly hidden plates are scored apart (they cannot be read exactly) but stay in the precision
+    labels = [json.loads(line) for line in (small_set / "labels.jsonl").read_text().splitlines()]
+    eligible = [p for r in labels for p in r["plates"] if p["in_frame"] and p["char_height_px"] >= 12]
+    hidden = sum(1 for p in eligible if p["occluded"])
+    assert hidden >= 1 and res["partly_hidden"]["plates"] == hidden
+    assert res["plates"] == len(eligible) - hidden
 
 
 def test_no_reads_on_frames_without_plates(rec):

@@ -100,7 +100,10 @@ def test_track_confidence_is_the_best_exact_frame_less_disagreement():
     agree[4] = (agree[4][0], obs(agree[4][0], "AB12CDE", 300, 100 + 25 * 4, 96, conf=0.99))
     (r,) = run(Tracker(), [(t, [o]) for t, o in agree])
     assert r.confidence == pytest.approx(0.99)  # every frame agrees: as sure as the best one
-    # half the frames read another last character: the vehicle's read is far less sure
+    # one stray frame barely matters; half the frames reading another last character matters a lot
+    stray = approaching("AB12CDE", 300, 0.0, errors={5: "AB12CDF"})
+    (r1,) = run(Tracker(), [(t, [o]) for t, o in stray])
+    assert 0.94 < r1.confidence < 0.95
     split = approaching("AB12CDE", 300, 0.0, errors={k: "AB12CDF" for k in range(0, 12, 2)})
     (r2,) = run(Tracker(), [(t, [o]) for t, o in split])
-    assert r2.confidence < 0.7
+    assert r2.confidence < 0.82
