@@ -169,7 +169,7 @@ def eval_cmd(
     labels: Annotated[Path, typer.Argument(help="labels.jsonl (from sim dataset) or labels.csv (file,vrm).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
-    min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.8,
+    min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.9,
     min_char_px: Annotated[float, typer.Option(help="Score only plates with characters at least this tall "
                                                     "(sim labels); 0 scores all.")] = 12.0,
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 
+from agent.config import DEFAULT_MIN_CONFIDENCE
 from agent.recognise.recogniser import PlateRead, Recogniser
 from agent.tracker import edit_distance
 
@@ -56,8 +57,8 @@ def overlap(a, b) -> float:
     return iw * ih / max(1, min(a[2] * a[3], b[2] * b[3]))
 
 
-def evaluate(labels: Path, rec: Recogniser, min_confidence: float = 0.8, require_in_frame: bool = True,
-             min_char_px: float = 12.0) -> dict:
+def evaluate(labels: Path, rec: Recogniser, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+             require_in_frame: bool = True, min_char_px: float = 12.0) -> dict:
     """Plates smaller than `min_char_px` (character height, where labels give it) are not scored: a
     commissioned installation gives at least that (docs/commissioning.md); reads of them are not
     counted as false either.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.clock import Clock
+from agent.config import DEFAULT_MIN_CONFIDENCE
 from agent.evidence import overview, plate_patch
 from agent.exposure import ExposureController, ExposureLimits, ExposureState
 from agent.outbox import Outbox, OutboxError
@@ -116,7 +117,7 @@ class Identity:
 
 class Pipeline:
     def __init__(self, identity: Identity, camera: Camera, recogniser: Recogniser, outbox: Outbox, sign_key,
-                 clock: Clock, *, illuminator=None, gnss=None, min_confidence: float = 0.8,
+                 clock: Clock, *, illuminator=None, gnss=None, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
                  lanes: list | None = None, privacy_masks: list | None = None, patch_colour: bool = False,
                  exposure: ExposureLimits | None = None, on_commit: Callable[[Read, TrackResult], None] | None = None,
                  watchdog: Callable[[], None] | None = None, lossless: bool = False, queue_len: int = 4,

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from agent.config import DEFAULT_MIN_CONFIDENCE
 from calibration.measure import PlateMeasure
 
 
@@ -30,7 +31,7 @@ class Thresholds:
     cut_off_fail: float = 0.3
     read_rate_fail: float = 0.8
     read_rate_warn: float = 0.95
-    min_confidence: float = 0.8
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 @dataclass(slots=True)

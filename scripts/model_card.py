@@ -56,12 +56,15 @@ def main(name: str) -> None:
     cmd = f"python scripts/train_{name}.py --seed {meta['seed']}"
     if name == "detector" and meta.get("epochs", 10) > 10:  # trained to 10, then resumed to the total
         cmd = f"{cmd} --epochs 10 && {cmd} --epochs {meta['epochs']}"
-    if name == "reader" and meta.get("init_from"):  # fine-tuned from the first reader (37 classes)
-        cmd = ("python scripts/train_reader.py --seed 1 --epochs 10 && python scripts/train_reader.py --seed 1 "
-               "--epochs 16 --stop-after 14 && python scripts/train_reader.py --seed {seed} --epochs {ep} "
-               "--lr {lr} --init-from train-runs/reader/ckpt.weights.h5 --work train-runs/reader-occluded && "
-               "python scripts/fit_confidence.py").format(seed=meta["seed"], ep=meta["schedule_epochs"],
-                                                          lr=meta["lr"])
+    if name == "reader" and meta.get("init_from"):  # fine-tuned in stages from the first reader (37 classes)
+        cmd = " && ".join([
+            "python scripts/train_reader.py --seed 1 --epochs 10",
+            "python scripts/train_reader.py --seed 1 --epochs 16 --stop-after 14",
+            "python scripts/train_reader.py --seed 3 --epochs 8 --lr 1e-3 --init-from train-runs/reader/ckpt.weights.h5"
+            " --work train-runs/reader-occluded",
+            f"python scripts/train_reader.py --seed {meta['seed']} --epochs {meta['schedule_epochs']} --lr {meta['lr']}"
+            " --init-from train-runs/reader-occluded/ckpt.weights.h5 --work train-runs/reader-occluded-2",
+            "python scripts/fit_confidence.py"])
     lines += ["", f"Reproduce: `{cmd}` (needs `pip install -e '.[train]'`)."]
     (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
 
