@@ -33,6 +33,8 @@ class MaskSpread:
 
 SPREAD = MaskSpread()
 MAX_SLOPE = np.radians(60)  # steeper than this is not a plate seen by a roadside camera
+MAX_ASPECT = 6.5  # one plate is at most ~5:1 (UK 520x111 mm, EU with its band); longer is a merged region
+SPLIT_THRESHOLDS = (0.8, 0.95)  # looked at in turn when a region is too long for one plate
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +96,13 @@ class PlateDetector:
             found.extend(self._components(prob, s, x0, y0))
         return self._suppress(found)
 
-    def _components(self, prob: np.ndarray, scale: float, ox: int, oy: int) -> list[Detection]:
-        mask = (prob >= self.threshold).astype(np.uint8)
+    def _components(self, prob: np.ndarray, scale: float, ox: int, oy: int,
+                    threshold: float | None = None) -> list[Detection]:
+        """Plates in a probability map. A region too elongated to be one plate (a plate merged with a
+        bright bumper strip or its neighbour) is looked at again at a higher threshold, where the
+        plate's core stands apart."""
+        t = self.threshold if threshold is None else threshold
+        mask = (prob >= t).astype(np.uint8)
         # grow each component a little so its soft edge (probabilities under the threshold) is included
         n, labels, _stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(mask, np.ones((3, 3), np.uint8)),
                                                                connectivity=8)
@@ -103,13 +110,20 @@ class PlateDetector:
         for k in range(1, n):
             ys, xs = np.nonzero(labels == k)
             p = prob[ys, xs]
-            if int((p >= self.threshold).sum()) < self.min_cells:
+            if int((p >= t).sum()) < self.min_cells:
                 continue
             quad = self._quad_from_moments(xs, ys, p)
             if quad is None:
                 continue
-            quad = quad / scale + np.array([ox, oy])
-            out.append(Detection(quad, float(p.max())))
+            d = Detection(quad / scale + np.array([ox, oy]), float(p.max()))
+            w, h = d.size
+            higher = [x for x in SPLIT_THRESHOLDS if x > t]
+            if w > MAX_ASPECT * h and higher:
+                sub = self._components(np.where(labels == k, prob, 0.0), scale, ox, oy, higher[0])
+                if sub:
+                    out.extend(sub)
+                    continue
+            out.append(d)
         return out
 
     @staticmethod

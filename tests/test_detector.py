@@ -1,0 +1,53 @@
+"""Detector post-processing on probability maps drawn by hand: plate geometry and merged regions."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.recognise.detector import PlateDetector
+from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W
+from agent.recognise.runtime import Model
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture(scope="module")
+def det():
+    return PlateDetector(Model(MODELS / "detector.tflite"))
+
+
+def draw(cells: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """A probability map (detector output grid) with filled parallelograms: (corners in cells, p)."""
+    import cv2
+
+    prob = np.zeros((DET_H // DET_STRIDE, DET_W // DET_STRIDE), np.float32)
+    for quad, p in cells:
+        cv2.fillConvexPoly(prob, np.round(quad).astype(np.int32), p)
+    return prob
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.25, -0.4])
+def test_sheared_plate_comes_back_as_its_parallelogram(det, slope):
+    # a 30x7-cell plate whose top and bottom edges slope and whose sides stay vertical (camera off to one side)
+    x0, y0, w, h = 40.0, 40.0, 30.0, 7.0
+    quad = np.array([[x0, y0], [x0 + w, y0 + slope * w], [x0 + w, y0 + slope * w + h], [x0, y0 + h]])
+    (d,) = det._components(draw([(quad, 1.0)]), 1.0, 0, 0)
+    got = d.quad / DET_STRIDE
+    assert np.degrees(np.arctan2(*(got[1] - got[0])[::-1])) == pytest.approx(np.degrees(np.arctan(slope)), abs=2)
+    assert abs(got[3, 0] - got[0, 0]) < 1.0  # vertical sides
+    assert np.linalg.norm(got[1] - got[0]) == pytest.approx(w * np.hypot(1, slope), rel=0.15)
+    assert got[3, 1] - got[0, 1] == pytest.approx(h, rel=0.3)
+
+
+def test_plate_merged_with_a_bright_strip_is_split_out(det):
+    plate = np.array([[60.0, 50], [84, 50], [84, 56], [60, 56]])
+    strip = np.array([[20.0, 51], [140, 51], [140, 55], [20, 55]])  # bumper strip through the plate, p 0.6
+    prob = draw([(strip, 0.6), (plate, 1.0)])
+    found = det._components(prob, 1.0, 0, 0)
+    assert len(found) == 1
+    w, h = found[0].size
+    assert w / DET_STRIDE == pytest.approx(24, rel=0.25) and w < 6.5 * h
+    # on its own the same strip is not split into pieces that are not there
+    (alone,) = det._components(draw([(strip, 0.6)]), 1.0, 0, 0)
+    assert alone.size[0] / DET_STRIDE > 100
