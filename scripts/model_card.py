@@ -57,14 +57,20 @@ def main(name: str) -> None:
     if name == "detector" and meta.get("epochs", 10) > 10:  # trained to 10, then resumed to the total
         cmd = f"{cmd} --epochs 10 && {cmd} --epochs {meta['epochs']}"
     if name == "reader" and meta.get("init_from"):  # fine-tuned in stages from the first reader (37 classes)
-        cmd = " && ".join([
-            "python scripts/train_reader.py --seed 1 --epochs 10",
-            "python scripts/train_reader.py --seed 1 --epochs 16 --stop-after 14",
-            "python scripts/train_reader.py --seed 3 --epochs 8 --lr 1e-3 --init-from train-runs/reader/ckpt.weights.h5"
-            " --work train-runs/reader-occluded",
-            f"python scripts/train_reader.py --seed {meta['seed']} --epochs {meta['schedule_epochs']} --lr {meta['lr']}"
-            " --init-from train-runs/reader-occluded/ckpt.weights.h5 --work train-runs/reader-occluded-2",
-            "python scripts/fit_confidence.py"])
+        steps = [
+            "with the scripts of commit 23a5cb4 (before the hidden class; `git checkout 23a5cb4 -- agent sim"
+            " scripts`): `python scripts/train_reader.py --seed 1 --epochs 10`, then `... --seed 1 --epochs 16`"
+            " interrupted after the log says `epoch 14 done` (later scripts have `--stop-after 14`)",
+            "back on the current scripts: `python scripts/train_reader.py --seed 3 --epochs 8 --lr 1e-3"
+            " --init-from train-runs/reader/ckpt.weights.h5 --work train-runs/reader-occluded`",
+            f"`python scripts/train_reader.py --seed {meta['seed']} --epochs {meta['schedule_epochs']} --lr"
+            f" {meta['lr']} --init-from train-runs/reader-occluded/ckpt.weights.h5 --work"
+            " train-runs/reader-occluded-2` (writes models/reader.tflite and reader.json)",
+            "`python scripts/fit_confidence.py` (models/confidence.json)"]
+        lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
+        lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
+        (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+        return
     lines += ["", f"Reproduce: `{cmd}` (needs `pip install -e '.[train]'`)."]
     (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
 
