@@ -31,15 +31,13 @@ def collect(labels: Path, rec) -> tuple[np.ndarray, np.ndarray]:
 
     xs, ys = [], []
     for it in load_labels(labels):
-        img = cv2.imread(str(it.file), cv2.IMREAD_UNCHANGED)
-        for d in rec.detector.detect(img):
-            r, two = rec.read_detection(img, d)
-            if r is None or not r.complete:
+        for r in rec.recognise(cv2.imread(str(it.file), cv2.IMREAD_UNCHANGED)):
+            if not r.complete:
                 continue
-            near = [p for p in it.plates if overlap(p["bbox"], d.bbox) > 0.3]
+            near = [p for p in it.plates if overlap(p["bbox"], r.bbox) > 0.3]
             if near and not any(p.get("in_frame", True) for p in near):
                 continue  # a plate cut by the frame edge: not labelled well enough to judge
-            xs.append(read_features(r.char_confidences, r.format, d.size[1], d.score, two))
+            xs.append(read_features(r.char_confidences, r.format, r.size[1], r.det_score, r.two_line))
             ys.append(any(p["vrm"] == r.vrm for p in near))
     return np.array(xs), np.array(ys, float)
 

@@ -20,7 +20,7 @@ from agent.plates import Format
 
 FEATURES = ("logit_min_char", "logit_mean_char", "log_plate_height", "det_score", "uk", "foreign", "length",
             "two_line")
-UK_FORMATS_EXCLUDED = ("foreign", "unknown")
+NON_UK_FORMATS = ("foreign", "unknown")
 
 
 def _logit(p: float) -> float:
@@ -32,7 +32,7 @@ def read_features(char_confidences: tuple[float, ...], fmt: Format, plate_height
                   two_line: bool) -> np.ndarray:
     cc = char_confidences or (0.0,)
     return np.array([_logit(min(cc)), _logit(float(np.mean(cc))), math.log(max(plate_height_px, 1.0)),
-                     det_score, float(fmt not in UK_FORMATS_EXCLUDED), float(fmt == "foreign"), len(cc) / 7.0,
+                     det_score, float(fmt not in NON_UK_FORMATS), float(fmt == "foreign"), len(cc) / 7.0,
                      float(two_line)])
 
 

@@ -34,6 +34,10 @@ class PlateRead:
     def bbox(self) -> tuple[int, int, int, int]:
         return Detection(self.quad, self.det_score).bbox
 
+    @property
+    def size(self) -> tuple[float, float]:
+        return Detection(self.quad, self.det_score).size
+
     def to_json(self) -> dict[str, object]:
         return {"vrm": self.vrm, "confidence": round(self.confidence, 4), "format": self.format,
                 "bbox": list(self.bbox), "char_confidences": [round(c, 4) for c in self.char_confidences],
