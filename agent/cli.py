@@ -124,6 +124,7 @@ def recognise(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
     models: Annotated[Path, typer.Option(help="Folder with detector.tflite and reader.tflite.")] = Path("models"),
     threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
+    views: Annotated[int, typer.Option(min=1, max=5, help="Crops of each plate read and compared.")] = 5,
 ) -> None:
     """Read the plates in images; an unreadable file gives an error line and the command goes on."""
     import time
@@ -133,7 +134,7 @@ def recognise(
     from agent.recognise import Recogniser, RecogniserError
 
     try:
-        rec = Recogniser(models, threads)
+        rec = Recogniser(models, threads, views=views)
     except RecogniserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -172,13 +173,14 @@ def eval_cmd(
     min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.9,
     min_char_px: Annotated[float, typer.Option(help="Score only plates with characters at least this tall "
                                                     "(sim labels); 0 scores all.")] = 12.0,
+    views: Annotated[int, typer.Option(min=1, max=5, help="Crops of each plate read and compared.")] = 5,
 ) -> None:
     """Detection recall, exact-read rate, within-one rate, per format and condition, confusions."""
     from agent.evaluate import evaluate
     from agent.recognise import Recogniser, RecogniserError
 
     try:
-        res = evaluate(labels, Recogniser(models, 1), min_confidence, min_char_px=min_char_px)
+        res = evaluate(labels, Recogniser(models, 1, views=views), min_confidence, min_char_px=min_char_px)
     except (RecogniserError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

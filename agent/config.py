@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.recognise.consensus import DEFAULT_VIEWS, VIEWS
+
 # Reads at or above this calibrated confidence are published: on held-out simulated scenes 99.5 % of the
 # single-frame reads at or above it were exactly right (models/reader.md, agent/recognise/confidence.py).
 DEFAULT_MIN_CONFIDENCE = 0.9
@@ -88,6 +90,8 @@ class Recogniser(Strict):
     threads: int = Field(1, ge=1, le=16)
     min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1,
                                   description="Reads below this calibrated confidence are not published.")
+    views: int = Field(DEFAULT_VIEWS, ge=1, le=len(VIEWS),
+                       description="Crops of each plate read and compared; fewer is faster, less accurate.")
 
 
 class Uplink(Strict):

@@ -66,7 +66,7 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
         dets = rec.detector.detect(f.pixels)
         obs = []
         for d in dets:
-            read, _ = rec.read_detection(f.pixels, d)
+            read, _, _ = rec.read_detection(f.pixels, d)
             m = measure(f, d, read, night)
             ms.append(m)
             with contextlib.suppress(ValueError):

@@ -37,7 +37,8 @@ def collect(labels: Path, rec) -> tuple[np.ndarray, np.ndarray]:
             near = [p for p in it.plates if overlap(p["bbox"], r.bbox) > 0.3]
             if near and not any(p.get("in_frame", True) for p in near):
                 continue  # a plate cut by the frame edge: not labelled well enough to judge
-            xs.append(read_features(r.char_confidences, r.format, r.size[1], r.det_score, r.two_line))
+            xs.append(read_features(r.vrm, r.char_confidences, r.format, r.size[1], r.det_score, r.two_line,
+                                    r.agreement))
             ys.append(any(p["vrm"] == r.vrm for p in near))
     return np.array(xs), np.array(ys, float)
 
@@ -54,8 +55,7 @@ def main() -> None:
     from sim.dataset import parse_conditions, write_dataset
 
     t0 = time.time()
-    rec = Recogniser(args.models, threads=1)
-    rec.calibration = None  # fit on the reader's own probabilities
+    rec = Recogniser(args.models, threads=1, calibrated=False)  # fit on the reader's own probabilities
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset("scenes", args.count, args.seed, Path(tmp), parse_conditions(None))
         x, y = collect(Path(tmp) / "labels.jsonl", rec)
@@ -68,7 +68,8 @@ def main() -> None:
         table.append({"threshold": thr, "reads": int(kept.sum()),
                       "precision": round(float(y[kept].mean()) if kept.any() else 1.0, 4)})
     out = args.models / "confidence.json"
-    out.write_text(model.to_json(reads=len(y), correct=int(y.sum()), on_fit_set=table), encoding="utf-8")
+    out.write_text(model.to_json(reads=len(y), correct=int(y.sum()), views=rec.views, on_fit_set=table),
+                   encoding="utf-8")
     print(f"{len(y)} reads ({int(y.sum())} right) in {time.time() - t0:.0f} s -> {out}")
     for row in table:
         print(row)

@@ -27,6 +27,7 @@ from train_common import (
 MAX_LABEL = 12
 CHUNK = 5000
 OCCLUSION = 0.12  # share of crops with some characters covered (labelled with the hidden mark)
+EXTRA = "extra_"  # names of the layers added after the first readers (see init_from)
 
 
 def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
@@ -84,7 +85,7 @@ def _negative(rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 2.0)))
 
 
-def build_model(n_classes: int | None = None):
+def build_model(n_classes: int | None = None, extra: bool = True):
     import keras
     from keras import layers
 
@@ -100,11 +101,24 @@ def build_model(n_classes: int | None = None):
             x = layers.MaxPooling2D(pool)(x)
         return x
 
+    def residual(x, name, kernel):
+        """A block added to an earlier reader: its last scale starts at zero, so a reader initialised
+        from the smaller one starts as that reader and only learns what the extra layers add."""
+        ch = x.shape[-1]
+        y = layers.Conv2D(ch, kernel, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+        y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+        y = layers.ReLU(name=f"{name}_relu")(y)
+        y = layers.Conv2D(ch, kernel, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+        y = layers.BatchNormalization(gamma_initializer="zeros", name=f"{name}_bn2")(y)
+        return layers.Add(name=f"{name}_add")([x, y])
+
     inp = keras.Input((READER_H, READER_W, 1), name="crop")
     x = layers.Rescaling(1 / 255.0)(inp)
     x = block(x, 16, (2, 2))  # 16x64
     x = block(x, 32, (2, 2))  # 8x32
     x = block(x, 64, None)
+    if extra:
+        x = residual(x, f"{EXTRA}shape", 3)  # more capacity where strokes become character shapes
     x = layers.SeparableConv2D(64, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
@@ -112,6 +126,8 @@ def build_model(n_classes: int | None = None):
     x = block(x, 96, (2, 1))  # 2x32
     x = layers.Conv2D(128, (2, 1), padding="valid", activation="relu")(x)  # 1x32
     x = layers.Conv2D(128, (1, 3), padding="same", activation="relu")(x)  # context along the plate
+    if extra:
+        x = residual(x, f"{EXTRA}context", (1, 5))  # wider context: neighbours tell a 0 from an O
     x = layers.Dropout(0.1)(x)
     logits = layers.Conv2D(n_classes, 1, name="logits")(x)
     logits = layers.Reshape((READER_W // 4, n_classes))(logits)
@@ -161,15 +177,17 @@ def labels_to_text(ys: np.ndarray) -> list[str]:
 
 def init_from(model, weights: Path, log) -> None:
     """Start from an earlier reader's weights; an output layer with fewer classes (before the hidden
-    class existed) is copied into the first columns and the new classes start unlikely."""
+    class existed) is copied into the first columns and the new classes start unlikely; layers added
+    since (named EXTRA...) keep their start values, which leave the earlier reader's output as it was."""
     old_classes = model.get_layer("logits").filters
-    for n in (old_classes, old_classes - 1):
-        old = build_model(n)
+    for n, extra in ((old_classes, True), (old_classes, False), (old_classes - 1, False)):
+        old = build_model(n, extra)
         try:
             old.load_weights(weights)
         except ValueError:
             continue
-        for lo, ln in zip(old.layers, model.layers, strict=True):
+        kept = [ln for ln in model.layers if extra or not ln.name.startswith(EXTRA)]
+        for lo, ln in zip(old.layers, kept, strict=True):
             if lo.name == "logits":
                 k, b = lo.get_weights()
                 k2, b2 = ln.get_weights()

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.recognise import Recogniser, RecogniserError
-from agent.recognise.confidence import FEATURES, ConfidenceModel, fit, read_features
+from agent.recognise.confidence import FEATURES, ConfidenceModel, fit, near_uk, read_features
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -18,7 +18,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 def test_fit_recovers_a_known_logistic_model():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4000, len(FEATURES)))
-    true_w = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0])
+    true_w = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 1.5, -0.8])
     y = (rng.random(4000) < 1 / (1 + np.exp(-(x @ true_w - 0.5)))).astype(float)
     w, b = fit(x, y, l2=1e-4)
     assert np.allclose(w, true_w, atol=0.2) and abs(b + 0.5) < 0.2
@@ -50,10 +50,17 @@ def test_recogniser_refuses_a_broken_calibration(tmp_path):
         Recogniser(tmp_path)
 
 
-@given(st.lists(st.floats(0, 1), min_size=0, max_size=12), st.sampled_from(["gb_current", "foreign", "unknown"]),
-       st.floats(0, 5000), st.floats(0, 1), st.booleans())
-def test_features_and_confidence_are_always_finite_probabilities(cc, fmt, h, det, two):
-    x = read_features(tuple(cc), fmt, h, det, two)
+@given(st.text("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", max_size=12), st.lists(st.floats(0, 1), min_size=0, max_size=12),
+       st.sampled_from(["gb_current", "foreign", "unknown"]), st.floats(0, 5000), st.floats(0, 1), st.booleans(),
+       st.floats(0, 1))
+def test_features_and_confidence_are_always_finite_probabilities(vrm, cc, fmt, h, det, two, agreement):
+    x = read_features(vrm, tuple(cc), fmt, h, det, two, agreement)
     assert x.shape == (len(FEATURES),) and np.isfinite(x).all()
     p = ConfidenceModel(tuple([3.0] * len(FEATURES)), -2.0)(x)
     assert 0.0 <= p <= 1.0
+
+
+@pytest.mark.parametrize(("text", "near"), [("FL00VGU", True), ("KM60VA", True), ("AB12CD3", True), ("WDB12345", False),
+                                             ("349T25719", False), ("DE1234567", False)])
+def test_near_uk_spots_uk_marks_read_one_character_wrong(text, near):
+    assert near_uk(text) is near

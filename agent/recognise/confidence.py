@@ -2,7 +2,9 @@
 
 The reader's character probabilities are over-confident on blurred, small and glare-washed plates.
 A logistic model over a few properties of the read (weakest and mean character probability, plate
-height in pixels, detector score, UK/foreign/unknown, length, two-line) maps them to a probability
+height in pixels, detector score, UK/foreign/unknown, length, two-line, the share of the plate's crops
+that read the same text, and whether a non-UK read is one character from a UK mark: most such "foreign"
+reads are UK plates misread) maps them to a probability
 fitted on labelled scenes (`scripts/fit_confidence.py`), so a threshold means what it says. Without
 `models/confidence.json` the weakest character probability is used as before.
 """
@@ -16,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.plates import Format
+from agent.plates import Format, position_patterns
 
 FEATURES = ("logit_min_char", "logit_mean_char", "log_plate_height", "det_score", "uk", "foreign", "length",
-            "two_line")
+            "two_line", "agreement", "near_uk")
 NON_UK_FORMATS = ("foreign", "unknown")
 
 
@@ -28,12 +30,25 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def read_features(char_confidences: tuple[float, ...], fmt: Format, plate_height_px: float, det_score: float,
-                  two_line: bool) -> np.ndarray:
+def near_uk(text: str) -> bool:
+    """One character from a UK mark: the same length with one character outside its pattern, or a
+    current-style mark (7 characters) with one missing."""
+    for _, allowed in position_patterns():
+        if len(allowed) == len(text) and sum(c not in a for c, a in zip(text, allowed, strict=True)) <= 1:
+            return True
+        if len(allowed) == len(text) + 1 == 7 and any(
+                all(c in a for c, a in zip(text, allowed[:k] + allowed[k + 1:], strict=True)) for k in range(7)):
+            return True
+    return False
+
+
+def read_features(vrm: str, char_confidences: tuple[float, ...], fmt: Format, plate_height_px: float, det_score: float,
+                  two_line: bool, agreement: float = 1.0) -> np.ndarray:
     cc = char_confidences or (0.0,)
+    uk = fmt not in NON_UK_FORMATS
     return np.array([_logit(min(cc)), _logit(float(np.mean(cc))), math.log(max(plate_height_px, 1.0)),
-                     det_score, float(fmt not in NON_UK_FORMATS), float(fmt == "foreign"), len(cc) / 7.0,
-                     float(two_line)])
+                     det_score, float(uk), float(fmt == "foreign"), len(cc) / 7.0,
+                     float(two_line), agreement, float(not uk and near_uk(vrm))])
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The recogniser: detect plates in a frame, straighten each, read it, decode with UK syntax."""
+"""The recogniser: detect plates in a frame, straighten each (a few crops of it), read them, decode with
+UK syntax and take the read the crops agree on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 
 from agent.plates import Format
 from agent.recognise.confidence import ConfidenceModel, read_features
-from agent.recognise.decode import Reading, decode
+from agent.recognise.consensus import DEFAULT_VIEWS, VIEWS, read_views
+from agent.recognise.decode import Reading
 from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input
 from agent.recognise.rectify import crop_plate
@@ -29,6 +31,7 @@ class PlateRead:
     det_score: float
     two_line: bool
     complete: bool = True  # False: some characters were covered; the read misses them
+    agreement: float = 1.0  # share of the plate's crops that read exactly this
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -60,7 +63,12 @@ class StageTimes:
 class Recogniser:
     """Loads both models once; `recognise` is safe to call for every frame."""
 
-    def __init__(self, models_dir: Path | str = "models", threads: int = 1, det_threshold: float = 0.5) -> None:
+    def __init__(self, models_dir: Path | str = "models", threads: int = 1, det_threshold: float = 0.5,
+                 views: int = DEFAULT_VIEWS, calibrated: bool = True) -> None:
+        """`calibrated=False` reports the reader's own probabilities (for fitting a new calibration)."""
+        if not 1 <= views <= len(VIEWS):
+            raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
+        self.views = views
         d = Path(models_dir)
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold)
         self.reader = Model(d / "reader.tflite", threads)
@@ -68,32 +76,36 @@ class Recogniser:
             raise ModelError(f"{d / 'reader.tflite'}: output {self.reader.output_shape} is not (1, T, "
                              f"{BLANK + 1} or {N_CLASSES}) classes")
         try:
-            self.calibration = ConfidenceModel.load(d / "confidence.json")
+            self.calibration = ConfidenceModel.load(d / "confidence.json") if calibrated else None
         except ValueError as e:
             raise ModelError(str(e)) from None
         self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
 
     def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
-                       ) -> tuple[Reading | None, bool]:
-        """Straighten, read and decode one detected plate; (reading or None, two-line)."""
+                       ) -> tuple[Reading | None, bool, float]:
+        """Straighten, read and decode one detected plate; (reading or None, two-line, agreement)."""
         t = t if t is not None else StageTimes()
-        a = time.perf_counter()
         w, h = d.size
         two = w / max(h, 1e-6) < TWO_LINE_ASPECT
-        try:
-            x = reader_input(crop_plate(img, d.quad), two)
-        except ValueError:
-            return None, two
-        b = time.perf_counter()
-        probs = self.reader.run(x)
+        probs = []
+        for v in VIEWS[: self.views]:
+            a = time.perf_counter()
+            try:
+                x = reader_input(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift), two)
+            except ValueError:
+                return None, two, 0.0
+            b = time.perf_counter()
+            probs.append(self.reader.run(x))
+            t.rectify += b - a
+            t.read += time.perf_counter() - b
         c = time.perf_counter()
-        r = decode(probs)
+        res = read_views(probs)
+        r = res.reading
         if r is not None and r.complete and self.calibration is not None:
-            r = replace(r, confidence=self.calibration(read_features(r.char_confidences, r.format, h, d.score, two)))
-        t.rectify += b - a
-        t.read += c - b
+            x = read_features(r.vrm, r.char_confidences, r.format, h, d.score, two, res.agreement)
+            r = replace(r, confidence=self.calibration(x))
         t.decode += time.perf_counter() - c
-        return r, two
+        return r, two, res.agreement
 
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
         if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
@@ -105,10 +117,10 @@ class Recogniser:
         t.detect += t1 - t0
         reads = []
         for d in dets:
-            r, two = self.read_detection(img, d, t)
+            r, two, agreement = self.read_detection(img, d, t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
-                                       r.complete))
+                                       r.complete, agreement))
         return reads
 
 

@@ -1,0 +1,93 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.recognise import Recogniser
+from agent.recognise.consensus import ctc_log_likelihood, greedy_labels, read_views
+from agent.recognise.decode import decode
+from agent.recognise.preprocess import BLANK, HIDDEN, N_CLASSES
+from agent.recognise.rectify import crop_plate
+from tests.support.reader_output import probs_for
+
+
+def brute_force(probs: np.ndarray, labels: list[int]) -> float:
+    """Sum over every path that collapses to `labels` (only their classes and blank can)."""
+    classes = sorted(set(labels) | {BLANK})
+    total = 0.0
+    for path in itertools.product(classes, repeat=probs.shape[0]):
+        collapsed = [c for i, c in enumerate(path) if c != BLANK and (i == 0 or c != path[i - 1])]
+        if collapsed == labels:
+            total += float(np.prod([probs[t, c] for t, c in enumerate(path)]))
+    return math.log(total) if total > 0 else -math.inf
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), labels=st.lists(st.integers(0, 2), min_size=1, max_size=3),
+       steps=st.integers(1, 6))
+def test_ctc_likelihood_is_the_sum_over_all_alignments(seed, labels, steps):
+    p = np.random.default_rng(seed).dirichlet(np.ones(N_CLASSES), size=steps)
+    got = float(ctc_log_likelihood(p, labels)[0])
+    want = brute_force(p, labels)
+    if want == -math.inf:
+        assert got < -60
+    else:
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+def test_views_that_agree_give_full_agreement():
+    c = read_views([probs_for("AB12CDE")] * 3)
+    assert c.reading is not None and c.reading.vrm == "AB12CDE" and c.agreement == 1.0
+    assert c.reading == decode(probs_for("AB12CDE"))
+
+
+def test_two_agreeing_views_outvote_one_confident_dissenter():
+    right, wrong = probs_for("AB12CDE", conf=0.9), probs_for("AB12CBE", conf=0.99)
+    c = read_views([wrong, right, right])
+    assert c.reading is not None and c.reading.vrm == "AB12CDE"
+    assert c.agreement == pytest.approx(2 / 3)
+
+
+def test_a_dissenter_that_the_other_views_also_support_wins():
+    # two views lean to 'B' only slightly, one is sure of 'D': the sum over views decides
+    lean = probs_for("AB12CBE", conf=0.5, alt={5: ("D", 0.45)})
+    sure = probs_for("AB12CDE", conf=0.99)
+    c = read_views([lean, lean, sure])
+    assert c.reading is not None and c.reading.vrm == "AB12CDE"
+
+
+def test_covered_characters_seen_by_most_views_make_the_read_incomplete():
+    clean = probs_for("SX73MMJ")
+    covered = probs_for("SX73MMJ")
+    covered[2:4, :] = 1e-4
+    covered[2:4, HIDDEN] = 1.0  # the 'S' under a tow bar
+    covered /= covered.sum(axis=1, keepdims=True)
+    assert greedy_labels(covered)[0] == HIDDEN
+    c = read_views([covered, covered, clean])
+    assert c.reading is not None and not c.reading.complete
+
+
+def test_nothing_read_in_any_view():
+    empty = np.zeros((32, N_CLASSES), np.float32)
+    empty[:, BLANK] = 1.0
+    c = read_views([empty, empty])
+    assert c.reading is None and c.agreement == 0.0
+
+
+def test_view_count_is_checked():
+    with pytest.raises(ValueError, match="views"):
+        Recogniser("models", views=0)
+
+
+def test_shifted_crop_moves_along_the_plate():
+    img = np.zeros((100, 300), np.uint8)
+    img[:, 150] = 255  # a vertical line in the middle of the plate
+    quad = np.array([[100, 40], [200, 40], [200, 60], [100, 60]], float)
+    centre = crop_plate(img, quad, 0.0, 0.0)
+    moved = crop_plate(img, quad, 0.0, 0.0, shift=0.1)
+    col = int(np.argmax(centre.sum(axis=0)))
+    col_moved = int(np.argmax(moved.sum(axis=0)))
+    assert abs(col - 50) <= 1 and abs(col_moved - 40) <= 1  # the crop moved right by 10 px
