@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 
 from agent.config import DEFAULT_MIN_CONFIDENCE
+from agent.recognise.detector import overlap
 from agent.recognise.recogniser import PlateRead, Recogniser
 from agent.tracker import edit_distance
 
@@ -47,14 +48,6 @@ def load_labels(path: Path) -> list[Item]:
     else:
         raise ValueError(f"{path}: expected labels.jsonl or labels.csv")
     return items
-
-
-def overlap(a, b) -> float:
-    """Intersection of two [x, y, w, h] boxes over the smaller one."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    return iw * ih / max(1, min(a[2] * a[3], b[2] * b[3]))
 
 
 def evaluate(labels: Path, rec: Recogniser, min_confidence: float = DEFAULT_MIN_CONFIDENCE,

@@ -63,6 +63,32 @@ def test_accuracy_on_held_out_simulated_scenes(rec, small_set):
     assert res["plates"] == len(eligible) - hidden
 
 
+def test_closer_look_outlines_plates_more_exactly(rec, small_set):
+    """The second, closer look at each plate must bring its outline nearer the true one on average,
+    and never lose a plate the first look found."""
+    from agent.recognise.detector import overlap
+    from agent.recognise.preprocess import to_grey
+
+    first, closer = [], []
+    for line in (small_set / "labels.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        grey = to_grey(cv2.imread(str(small_set / r["file"]), cv2.IMREAD_UNCHANGED))
+        dets = rec.detector.detect(grey)
+        for p in r["plates"]:
+            if not p["in_frame"] or p["char_height_px"] < 12 or p["occluded"]:
+                continue
+            d = next((d for d in dets if overlap(p["bbox"], d.bbox) > 0.3), None)
+            if d is None:
+                continue
+            e = rec.detector.refine(grey, d)
+            assert overlap(p["bbox"], e.bbox) > 0.3
+            truth = np.array(p["polygon"])
+            first.append(np.abs(d.quad - truth).mean() / d.size[1])
+            closer.append(np.abs(e.quad - truth).mean() / d.size[1])
+    assert len(first) >= 40
+    assert np.mean(closer) < 0.85 * np.mean(first), (np.mean(first), np.mean(closer))
+
+
 def test_no_reads_on_frames_without_plates(rec):
     from sim.optics import CameraModel, Installation
     from sim.scene import Conditions, Exposure, SceneRenderer

@@ -14,7 +14,7 @@ from agent.recognise.confidence import ConfidenceModel, read_features
 from agent.recognise.consensus import DEFAULT_VIEWS, VIEWS, read_views
 from agent.recognise.decode import Reading
 from agent.recognise.detector import Detection, PlateDetector
-from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input
+from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input, to_grey
 from agent.recognise.rectify import crop_plate
 from agent.recognise.runtime import Model, ModelError
 
@@ -112,7 +112,8 @@ class Recogniser:
             raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
         t = times if times is not None else StageTimes()
         t0 = time.perf_counter()
-        dets = self.detector.detect(img)
+        grey = to_grey(img)
+        dets = [self.detector.refine(grey, d) for d in self.detector.detect(grey)]
         t1 = time.perf_counter()
         t.detect += t1 - t0
         reads = []
