@@ -11,6 +11,8 @@ import typer
 
 from agent import __version__
 
+MAX_VIEWS = 14  # agent.recognise.consensus.VIEWS (not imported here: the CLI starts without numpy)
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Roadside ANPR camera unit software.")
 config_app = typer.Typer(no_args_is_help=True, help="Check device configuration files.")
 sim_app = typer.Typer(no_args_is_help=True, help="Camera simulator: data sets and sample frames.")
@@ -124,7 +126,8 @@ def recognise(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
     models: Annotated[Path, typer.Option(help="Folder with detector.tflite and reader.tflite.")] = Path("models"),
     threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
-    views: Annotated[int, typer.Option(min=1, max=5, help="Crops of each plate read and compared.")] = 5,
+    views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
+                     ] = MAX_VIEWS,
 ) -> None:
     """Read the plates in images; an unreadable file gives an error line and the command goes on."""
     import time
@@ -173,7 +176,8 @@ def eval_cmd(
     min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.9,
     min_char_px: Annotated[float, typer.Option(help="Score only plates with characters at least this tall "
                                                     "(sim labels); 0 scores all.")] = 12.0,
-    views: Annotated[int, typer.Option(min=1, max=5, help="Crops of each plate read and compared.")] = 5,
+    views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
+                     ] = MAX_VIEWS,
 ) -> None:
     """Detection recall, exact-read rate, within-one rate, per format and condition, confusions."""
     from agent.evaluate import evaluate

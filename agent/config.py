@@ -91,7 +91,7 @@ class Recogniser(Strict):
     min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1,
                                   description="Reads below this calibrated confidence are not published.")
     views: int = Field(DEFAULT_VIEWS, ge=1, le=len(VIEWS),
-                       description="Crops of each plate read and compared; fewer is faster, less accurate.")
+                       description="Most crops of each plate read and compared (2 when the first two agree).")
 
 
 class Uplink(Strict):

@@ -91,3 +91,19 @@ def test_shifted_crop_moves_along_the_plate():
     col = int(np.argmax(centre.sum(axis=0)))
     col_moved = int(np.argmax(moved.sum(axis=0)))
     assert abs(col - 50) <= 1 and abs(col_moved - 40) <= 1  # the crop moved right by 10 px
+
+
+def test_cli_view_limit_matches_the_views():
+    from agent.cli import MAX_VIEWS
+    from agent.recognise.consensus import VIEWS
+
+    assert len(VIEWS) == MAX_VIEWS
+
+
+def test_first_views_agreeing_end_the_reading():
+    from agent.recognise.consensus import first_views_agree
+
+    same = [decode(probs_for("AB12CDE"))] * 2
+    assert first_views_agree(same)
+    assert not first_views_agree([same[0], decode(probs_for("AB12CBE"))])
+    assert not first_views_agree([same[0], None])

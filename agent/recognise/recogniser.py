@@ -11,8 +11,8 @@ import numpy as np
 
 from agent.plates import Format
 from agent.recognise.confidence import ConfidenceModel, read_features
-from agent.recognise.consensus import DEFAULT_VIEWS, VIEWS, read_views
-from agent.recognise.decode import Reading
+from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, first_views_agree, read_views
+from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input, to_grey
 from agent.recognise.rectify import crop_plate
@@ -83,23 +83,30 @@ class Recogniser:
 
     def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
                        ) -> tuple[Reading | None, bool, float]:
-        """Straighten, read and decode one detected plate; (reading or None, two-line, agreement)."""
+        """Straighten, read and decode one detected plate, from as many crops as it takes (see
+        `consensus`); (reading or None, two-line, agreement)."""
         t = t if t is not None else StageTimes()
         w, h = d.size
         two = w / max(h, 1e-6) < TWO_LINE_ASPECT
-        probs = []
-        for v in VIEWS[: self.views]:
+        probs: list[np.ndarray] = []
+        readings: list[Reading | None] = []
+        for i, v in enumerate(VIEWS[: self.views]):
+            if i == FIRST_VIEWS and first_views_agree(readings):
+                break
             a = time.perf_counter()
             try:
-                x = reader_input(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift), two)
+                x = reader_input(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
             except ValueError:
                 return None, two, 0.0
             b = time.perf_counter()
             probs.append(self.reader.run(x))
+            c = time.perf_counter()
+            readings.append(decode(probs[-1]))
             t.rectify += b - a
-            t.read += time.perf_counter() - b
+            t.read += c - b
+            t.decode += time.perf_counter() - c
         c = time.perf_counter()
-        res = read_views(probs)
+        res = read_views(probs, readings)
         r = res.reading
         if r is not None and r.complete and self.calibration is not None:
             x = read_features(r.vrm, r.char_confidences, r.format, h, d.score, two, res.agreement)

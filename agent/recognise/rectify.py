@@ -11,10 +11,11 @@ MAX_W = 256
 
 
 def crop_plate(img: np.ndarray, quad: np.ndarray, margin_w: float = MARGIN_W, margin_h: float = MARGIN_H,
-               shift: float = 0.0) -> np.ndarray:
-    """`shift` moves the crop along the plate by that share of the plate's width."""
+               shift: float = 0.0, shift_up: float = 0.0) -> np.ndarray:
+    """`shift` moves the crop along the plate by that share of the plate's width, `shift_up` up it by
+    that share of its height."""
     q = np.asarray(quad, np.float64)
-    c = q.mean(axis=0) + shift * (q[1] - q[0] + q[2] - q[3]) / 2
+    c = q.mean(axis=0) + shift * (q[1] - q[0] + q[2] - q[3]) / 2 - shift_up * (q[3] - q[0] + q[2] - q[1]) / 2
     w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
     h = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
     if w < 2 or h < 2:
