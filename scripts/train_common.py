@@ -152,6 +152,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the cosine schedule")
     ap.add_argument("--stop-after", type=int, default=None,
                     help="stop after this epoch (the learning-rate schedule still spans --epochs)")
+    ap.add_argument("--conditions", default=None,
+                    help="training light and weather, comma-separated; a name given twice is drawn twice as often "
+                         "(default: every condition equally; validation data always uses every condition equally)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="weights (.weights.h5) of an earlier run to fine-tune from instead of starting at random")
     return ap.parse_args()

@@ -60,7 +60,7 @@ def _distractors(img: np.ndarray, rng: np.random.Generator) -> None:
                     int(rng.integers(150, 256)), -1, cv2.LINE_AA)
 
 
-def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
+def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
     import cv2
 
     from agent.recognise.preprocess import DET_STRIDE
@@ -69,7 +69,7 @@ def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
     DET_H, DET_W = TRAIN_H, TRAIN_W
 
     rng = np.random.default_rng([seed, 2000 + i])
-    conds = parse_conditions(None)
+    conds = parse_conditions(conditions)
     n_scenes = per_chunk // CROPS_PER_SCENE
     xs = np.zeros((per_chunk, DET_H, DET_W), np.uint8)
     ys = np.zeros((per_chunk, DET_H // DET_STRIDE, DET_W // DET_STRIDE), np.uint8)
@@ -152,8 +152,9 @@ def main() -> None:
     log = setup_logging(args.work, "train_detector")
     t_start = time.time()
     log.info("detector training: %s", vars(args))
+    make_train = functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK, conditions=args.conditions)
     train = cached_chunks(args.work, "train", args.train_count // CHUNK,
-                          functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK), log, args.workers)
+                          make_train, log, args.workers)
     val = cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
                         functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
     log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)

@@ -30,7 +30,7 @@ OCCLUSION = 0.12  # share of crops with some characters covered (labelled with t
 EXTRA = "extra_"  # names of the layers added after the first readers (see init_from)
 
 
-def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
+def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
     import cv2
 
     from agent.recognise.preprocess import HIDDEN_MARK, READER_H, READER_W, encode_label, reader_input
@@ -39,7 +39,7 @@ def make_chunk(i: int, seed: int, per_chunk: int) -> dict[str, np.ndarray]:
     from sim.scene import Conditions
 
     rng = np.random.default_rng([seed, 1000 + i])
-    conds = parse_conditions(None)
+    conds = parse_conditions(conditions)
     xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
     ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
     for k in range(per_chunk):
@@ -210,7 +210,8 @@ def main() -> None:
     log.info("reader training: %s", vars(args))
     n_train = args.train_count // CHUNK
     n_val = max(1, args.val_count // CHUNK)
-    train = cached_chunks(args.work, "train", n_train, functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK),
+    make_train = functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK, conditions=args.conditions)
+    train = cached_chunks(args.work, "train", n_train, make_train,
                           log, args.workers)
     val = cached_chunks(args.work, "val", n_val,
                         functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
@@ -257,6 +258,7 @@ def main() -> None:
     meta = {"model": "reader", "seed": args.seed, "train_samples": len(train["x"]), "val_samples": len(val["x"]),
             "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
             "init_from": str(args.init_from.name) if args.init_from else None,
+            "conditions": args.conditions or "all equally",
             "input": list(model.input_shape[1:]), "bytes": size,
             "val_exact_float": round(acc_float, 4), "val_exact_int8": round(acc_int8, 4),
             "train_wall_s": round(train_s), "tensorflow": tf.__version__}
