@@ -38,7 +38,7 @@ def collect(labels: Path, rec) -> tuple[np.ndarray, np.ndarray]:
             if near and not any(p.get("in_frame", True) for p in near):
                 continue  # a plate cut by the frame edge: not labelled well enough to judge
             xs.append(read_features(r.vrm, r.char_confidences, r.format, r.size[1], r.det_score, r.two_line,
-                                    r.agreement))
+                                    r.agreement, r.hidden))
             ys.append(any(p["vrm"] == r.vrm for p in near))
     return np.array(xs), np.array(ys, float)
 

@@ -18,7 +18,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 def test_fit_recovers_a_known_logistic_model():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4000, len(FEATURES)))
-    true_w = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 1.5, -0.8])
+    true_w = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 1.5, -0.8, -1.2])
     y = (rng.random(4000) < 1 / (1 + np.exp(-(x @ true_w - 0.5)))).astype(float)
     w, b = fit(x, y, l2=1e-4)
     assert np.allclose(w, true_w, atol=0.2) and abs(b + 0.5) < 0.2
@@ -52,9 +52,9 @@ def test_recogniser_refuses_a_broken_calibration(tmp_path):
 
 @given(st.text("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", max_size=12), st.lists(st.floats(0, 1), min_size=0, max_size=12),
        st.sampled_from(["gb_current", "foreign", "unknown"]), st.floats(0, 5000), st.floats(0, 1), st.booleans(),
-       st.floats(0, 1))
-def test_features_and_confidence_are_always_finite_probabilities(vrm, cc, fmt, h, det, two, agreement):
-    x = read_features(vrm, tuple(cc), fmt, h, det, two, agreement)
+       st.floats(0, 1), st.floats(0, 1))
+def test_features_and_confidence_are_always_finite_probabilities(vrm, cc, fmt, h, det, two, agreement, hidden):
+    x = read_features(vrm, tuple(cc), fmt, h, det, two, agreement, hidden)
     assert x.shape == (len(FEATURES),) and np.isfinite(x).all()
     p = ConfidenceModel(tuple([3.0] * len(FEATURES)), -2.0)(x)
     assert 0.0 <= p <= 1.0

@@ -67,7 +67,7 @@ def test_covered_characters_seen_by_most_views_make_the_read_incomplete():
     covered /= covered.sum(axis=1, keepdims=True)
     assert greedy_labels(covered)[0] == HIDDEN
     c = read_views([covered, covered, clean])
-    assert c.reading is not None and not c.reading.complete
+    assert c.reading is not None and not c.reading.complete and c.hidden > 0.9
 
 
 def test_nothing_read_in_any_view():

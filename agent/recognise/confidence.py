@@ -3,8 +3,8 @@
 The reader's character probabilities are over-confident on blurred, small and glare-washed plates.
 A logistic model over a few properties of the read (weakest and mean character probability, plate
 height in pixels, detector score, UK/foreign/unknown, length, two-line, the share of the plate's crops
-that read the same text, and whether a non-UK read is one character from a UK mark: most such "foreign"
-reads are UK plates misread) maps them to a probability
+that read the same text, whether a non-UK read is one character from a UK mark (most such "foreign"
+reads are UK plates misread), and the highest chance any crop gave to covered characters) maps them to a probability
 fitted on labelled scenes (`scripts/fit_confidence.py`), so a threshold means what it says. Without
 `models/confidence.json` the weakest character probability is used as before.
 """
@@ -21,7 +21,7 @@ import numpy as np
 from agent.plates import Format, position_patterns
 
 FEATURES = ("logit_min_char", "logit_mean_char", "log_plate_height", "det_score", "uk", "foreign", "length",
-            "two_line", "agreement", "near_uk")
+            "two_line", "agreement", "near_uk", "hidden")
 NON_UK_FORMATS = ("foreign", "unknown")
 
 
@@ -43,12 +43,12 @@ def near_uk(text: str) -> bool:
 
 
 def read_features(vrm: str, char_confidences: tuple[float, ...], fmt: Format, plate_height_px: float, det_score: float,
-                  two_line: bool, agreement: float = 1.0) -> np.ndarray:
+                  two_line: bool, agreement: float = 1.0, hidden: float = 0.0) -> np.ndarray:
     cc = char_confidences or (0.0,)
     uk = fmt not in NON_UK_FORMATS
     return np.array([_logit(min(cc)), _logit(float(np.mean(cc))), math.log(max(plate_height_px, 1.0)),
                      det_score, float(uk), float(fmt == "foreign"), len(cc) / 7.0,
-                     float(two_line), agreement, float(not uk and near_uk(vrm))])
+                     float(two_line), agreement, float(not uk and near_uk(vrm)), hidden])
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ all the crops are read and, of the texts read, the one the views together find l
 CTC likelihood (summed over all alignments) is added up over every view, including the views that
 read something else, so a text only one crop saw rarely beats one the other crops also support. How
 many views read exactly the winning text (`agreement`) is a strong sign that the read is right, and
-goes into the calibrated confidence.
+how sure any view was that characters were covered (`hidden`) a sign that it may be a partial read;
+both go into the calibrated confidence.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from agent.plates import ALPHABET
 from agent.recognise.decode import Reading, decode
-from agent.recognise.preprocess import BLANK
+from agent.recognise.preprocess import BLANK, HIDDEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ DEFAULT_VIEWS = len(VIEWS)
 class Consensus:
     reading: Reading | None
     agreement: float  # share of the views whose own read is exactly reading.vrm
+    hidden: float = 0.0  # highest chance, in any view, that characters were covered
 
 
 def greedy_labels(probs: np.ndarray) -> tuple[int, ...]:
@@ -100,8 +102,9 @@ def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = 
     """The read the views together find likeliest (`readings`: each view already decoded)."""
     readings = readings if readings is not None else [decode(p) for p in probs]
     read = [(r, _labels(r, p)) for r, p in zip(readings, probs, strict=True) if r is not None]
+    hidden = max(float(np.asarray(p)[:, HIDDEN].max()) if np.asarray(p).shape[1] > HIDDEN else 0.0 for p in probs)
     if not read:
-        return Consensus(None, 0.0)
+        return Consensus(None, 0.0, hidden)
     options = list(dict.fromkeys(lab for _, lab in read))
     if len(options) == 1:
         best_labels = options[0]
@@ -110,4 +113,4 @@ def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = 
         scores = [float(ctc_log_likelihood(stack, list(lab)).sum()) for lab in options]
         best_labels = options[int(np.argmax(scores))]
     same = [r for r, lab in read if lab == best_labels]
-    return Consensus(max(same, key=lambda r: r.confidence), len(same) / len(probs))
+    return Consensus(max(same, key=lambda r: r.confidence), len(same) / len(probs), hidden)

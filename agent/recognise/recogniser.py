@@ -11,7 +11,7 @@ import numpy as np
 
 from agent.plates import Format
 from agent.recognise.confidence import ConfidenceModel, read_features
-from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, first_views_agree, read_views
+from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, Consensus, first_views_agree, read_views
 from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input, to_grey
@@ -32,6 +32,7 @@ class PlateRead:
     two_line: bool
     complete: bool = True  # False: some characters were covered; the read misses them
     agreement: float = 1.0  # share of the plate's crops that read exactly this
+    hidden: float = 0.0  # highest chance any crop gave to covered characters
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -82,9 +83,9 @@ class Recogniser:
         self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
 
     def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
-                       ) -> tuple[Reading | None, bool, float]:
+                       ) -> tuple[Reading | None, bool, Consensus]:
         """Straighten, read and decode one detected plate, from as many crops as it takes (see
-        `consensus`); (reading or None, two-line, agreement)."""
+        `consensus`); (reading or None, two-line, how the crops agreed)."""
         t = t if t is not None else StageTimes()
         w, h = d.size
         two = w / max(h, 1e-6) < TWO_LINE_ASPECT
@@ -97,7 +98,7 @@ class Recogniser:
             try:
                 x = reader_input(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
             except ValueError:
-                return None, two, 0.0
+                return None, two, Consensus(None, 0.0)
             b = time.perf_counter()
             probs.append(self.reader.run(x))
             c = time.perf_counter()
@@ -109,10 +110,10 @@ class Recogniser:
         res = read_views(probs, readings)
         r = res.reading
         if r is not None and r.complete and self.calibration is not None:
-            x = read_features(r.vrm, r.char_confidences, r.format, h, d.score, two, res.agreement)
+            x = read_features(r.vrm, r.char_confidences, r.format, h, d.score, two, res.agreement, res.hidden)
             r = replace(r, confidence=self.calibration(x))
         t.decode += time.perf_counter() - c
-        return r, two, res.agreement
+        return r, two, res
 
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
         if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
@@ -125,10 +126,10 @@ class Recogniser:
         t.detect += t1 - t0
         reads = []
         for d in dets:
-            r, two, agreement = self.read_detection(img, d, t)
+            r, two, res = self.read_detection(img, d, t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
-                                       r.complete, agreement))
+                                       r.complete, res.agreement, res.hidden))
         return reads
 
 
