@@ -11,7 +11,9 @@ import typer
 
 from agent import __version__
 
-MAX_VIEWS = 14  # agent.recognise.consensus.VIEWS (not imported here: the CLI starts without numpy)
+# agent.config's and agent.recognise.consensus's (not imported here: the CLI starts without numpy)
+MAX_VIEWS = 14
+DEFAULT_MIN_CONFIDENCE = 0.95
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Roadside ANPR camera unit software.")
 config_app = typer.Typer(no_args_is_help=True, help="Check device configuration files.")
@@ -173,7 +175,8 @@ def eval_cmd(
     labels: Annotated[Path, typer.Argument(help="labels.jsonl (from sim dataset) or labels.csv (file,vrm).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
-    min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")] = 0.9,
+    min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")
+                              ] = DEFAULT_MIN_CONFIDENCE,
     min_char_px: Annotated[float, typer.Option(help="Score only plates with characters at least this tall "
                                                     "(sim labels); 0 scores all.")] = 12.0,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")

@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent.recognise.consensus import DEFAULT_VIEWS, VIEWS
 
-# Reads at or above this calibrated confidence are published: on held-out simulated scenes 99.5 % of the
-# single-frame reads at or above it were exactly right (models/reader.md, agent/recognise/confidence.py).
-DEFAULT_MIN_CONFIDENCE = 0.9
+# Reads at or above this calibrated confidence are published: on held-out simulated scenes and on the
+# calibration's own scenes at least 99.5 % of the single-frame reads at or above it were exactly right
+# (models/reader.md, agent/recognise/confidence.py).
+DEFAULT_MIN_CONFIDENCE = 0.95
 
 ENV_PREFIX = "ANPR_EDGE_"
 DEFAULT_PATH = Path("/etc/anpr-edge/config.toml")

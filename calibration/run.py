@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from agent.tracker import Observation, Tracker
 from calibration.checks import Thresholds, run_checks, thresholds_json
 from calibration.measure import measure
 from calibration.report import write_report
+
+log = logging.getLogger(__name__)
 
 NIGHT_SCENE_LEVEL = 20.0  # frame median below this (or the IR lamp driven hard): night conditions
 
@@ -63,11 +66,15 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
         t = f.truth.t if f.truth is not None else f.seq / fps
         night = float(np.median(f.pixels[::8, ::8])) < NIGHT_SCENE_LEVEL or f.ir_level >= 0.5
         night_frames += night
-        dets = rec.detector.detect(f.pixels)
+        dets = rec.detect(f.pixels)
         obs = []
         for d in dets:
             read, _, _ = rec.read_detection(f.pixels, d)
-            m = measure(f, d, read, night)
+            try:
+                m = measure(f, d, read, night)
+            except ValueError as e:  # a sliver of a region, too small to measure
+                log.debug("frame %d: %s", f.seq, e)
+                continue
             ms.append(m)
             with contextlib.suppress(ValueError):
                 crops.append((m.confidence, m.sharpness, crop_plate(f.pixels, d.quad, 0.1, 0.3)))

@@ -21,7 +21,8 @@ Training data: whole simulated scenes (`sim.dataset.scene_samples`): random inst
 conditions, 30 % colour, defocus, JPEG 35-95, occlusion, 10 % foreign plates, two lanes each way;
 cropped to 320x192 windows at scale 0.3-1.1 (plates 20-300 px wide), plus distractor text and lamps
 drawn in as negatives, horizontal flips, gamma and gain jitter.""",
-    "reader": """A convolutional reader (no recurrent layers, so it runs as plain int8 convolutions under XNNPACK)
+    "reader": """A convolutional reader (no recurrent layers, so it runs as plain int8 convolutions under XNNPACK;
+two residual blocks, one where strokes become character shapes and one along the plate for context)
 that maps a 32x128 grey crop to 32 columns of 38-class probabilities (0-9, A-Z, CTC blank, and
 "hidden": characters covered by a tow bar, a bike rack or another vehicle, one mark per covered run).
 A read with a hidden mark is incomplete: the decoder never takes it as a UK mark and its confidence is
@@ -31,7 +32,8 @@ CTC rather than fixed slots: UK marks have 2 to 7 characters (foreign up to 10) 
 and CTC needs no per-character boxes. Two-line square plates are cut into halves laid side by side
 before reading (`agent/recognise/preprocess.py`). Decoding applies UK syntax from `agent.plates`,
 substituting only characters the reader was unsure of; confident non-UK text is reported as
-`foreign` (`agent/recognise/decode.py`).
+`foreign` (`agent/recognise/decode.py`). At run time each plate is read from two crops, and from
+fourteen when those two disagree (`agent/recognise/consensus.py`).
 
 Training data: simulated plate crops (`sim.dataset.plate_crop`) as a detector would hand them over:
 loose margins spanning the detector's measured box errors (crop 1.05-1.45x the plate width and
@@ -43,6 +45,18 @@ noise, rain streaks, JPEG 30-95,
 off-standard fonts (thin, bold, Hershey) and spacing; 10 % foreign (EU) plates; 4 % non-plate crops
 with an empty label.""",
 }
+
+
+# Stages on the current scripts (the first adds the residual blocks): seed, epochs, lr, conditions, work dir.
+LATER_STAGES = [(5, 8, 5e-4, None, "reader-wide")]
+
+
+def _stage(seed: int, epochs: int, lr: float, conds: str | None, init: str, work: str, final: bool) -> str:
+    c = f" --conditions {conds}" if conds and conds != "all equally" else ""
+    out = "" if final else f" --out train-runs/{work}/models"
+    note = " (writes models/reader.tflite and reader.json)" if final else ""
+    return (f"`python scripts/train_reader.py --seed {seed} --epochs {epochs} --lr {lr}{c} --init-from"
+            f" train-runs/{init}/ckpt.weights.h5 --work train-runs/{work}{out}`{note}")
 
 
 def main(name: str) -> None:
@@ -61,12 +75,20 @@ def main(name: str) -> None:
             "with the scripts of commit 23a5cb4 (before the hidden class; `git checkout 23a5cb4 -- agent sim"
             " scripts`): `python scripts/train_reader.py --seed 1 --epochs 10`, then `... --seed 1 --epochs 16`"
             " interrupted after the log says `epoch 14 done` (later scripts have `--stop-after 14`)",
-            "back on the current scripts: `python scripts/train_reader.py --seed 3 --epochs 8 --lr 1e-3"
-            " --init-from train-runs/reader/ckpt.weights.h5 --work train-runs/reader-occluded`",
-            f"`python scripts/train_reader.py --seed {meta['seed']} --epochs {meta['schedule_epochs']} --lr"
-            f" {meta['lr']} --init-from train-runs/reader-occluded/ckpt.weights.h5 --work"
-            " train-runs/reader-occluded-2` (writes models/reader.tflite and reader.json)",
-            "`python scripts/fit_confidence.py` (models/confidence.json)"]
+            "with the scripts of commit 69e6f58 (before the residual blocks): `python scripts/train_reader.py"
+            " --seed 3 --epochs 8 --lr 1e-3 --init-from train-runs/reader/ckpt.weights.h5 --work"
+            " train-runs/reader-occluded`, then `python scripts/train_reader.py --seed 4 --epochs 6 --lr 5e-4"
+            " --init-from train-runs/reader-occluded/ckpt.weights.h5 --work train-runs/reader-occluded-2`",
+        ]
+        prev = "reader-occluded-2"
+        for seed, epochs, lr, conds, work in LATER_STAGES:
+            if seed == meta["seed"]:
+                break
+            steps.append(_stage(seed, epochs, lr, conds, prev, work, final=False))
+            prev = work
+        steps.append(_stage(meta["seed"], meta["schedule_epochs"], meta["lr"], meta.get("conditions"), prev,
+                            "reader-final", final=True))
+        steps.append("`python scripts/fit_confidence.py` (models/confidence.json)")
         lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
         lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
         (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")

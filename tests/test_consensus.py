@@ -93,11 +93,12 @@ def test_shifted_crop_moves_along_the_plate():
     assert abs(col - 50) <= 1 and abs(col_moved - 40) <= 1  # the crop moved right by 10 px
 
 
-def test_cli_view_limit_matches_the_views():
-    from agent.cli import MAX_VIEWS
+def test_cli_defaults_match_the_recogniser_and_config():
+    from agent import cli, config
     from agent.recognise.consensus import VIEWS
 
-    assert len(VIEWS) == MAX_VIEWS
+    assert len(VIEWS) == cli.MAX_VIEWS
+    assert config.DEFAULT_MIN_CONFIDENCE == cli.DEFAULT_MIN_CONFIDENCE
 
 
 def test_first_views_agreeing_end_the_reading():

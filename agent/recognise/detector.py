@@ -110,16 +110,17 @@ class PlateDetector:
     def refine(self, grey: np.ndarray, d: Detection) -> Detection:
         """The same plate seen closer (see module docstring); the first outline when the closer look
         does not find it again."""
-        w, _ = d.size
         c = d.quad.mean(axis=0)
-        ww = max(DET_W * w / REFINE_WIDTH, 2.0 * w)
+        ww = max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0])
         wh = ww * DET_H / DET_W
         x0, y0 = int(max(0, c[0] - ww / 2)), int(max(0, c[1] - wh / 2))
         x1, y1 = int(min(grey.shape[1], c[0] + ww / 2)), int(min(grey.shape[0], c[1] + wh / 2))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return d
         prob, s = self.probability_map(grey[y0:y1, x0:x1])
-        same = [e for e in self._components(prob, s, x0, y0) if overlap(e.bbox, d.bbox) > 0.5]
+        w0, h0 = d.size
+        same = [e for e in self._components(prob, s, x0, y0) if overlap(e.bbox, d.bbox) > 0.5
+                and 0.5 < e.size[0] / w0 < 2.0 and 0.5 < e.size[1] / max(h0, 1e-6) < 2.0]  # the same plate
         if not same:
             return d
         return min(same, key=lambda e: float(np.linalg.norm(e.quad.mean(axis=0) - c)))

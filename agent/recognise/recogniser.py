@@ -115,13 +115,17 @@ class Recogniser:
         t.decode += time.perf_counter() - c
         return r, two, res
 
+    def detect(self, img: np.ndarray) -> list[Detection]:
+        """Plates in the frame, each outlined by a second, closer look."""
+        grey = to_grey(img)
+        return [self.detector.refine(grey, d) for d in self.detector.detect(grey)]
+
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
         if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
             raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
         t = times if times is not None else StageTimes()
         t0 = time.perf_counter()
-        grey = to_grey(img)
-        dets = [self.detector.refine(grey, d) for d in self.detector.detect(grey)]
+        dets = self.detect(img)
         t1 = time.perf_counter()
         t.detect += t1 - t0
         reads = []
