@@ -51,3 +51,21 @@ def test_plate_merged_with_a_bright_strip_is_split_out(det):
     # on its own the same strip is not split into pieces that are not there
     (alone,) = det._components(draw([(strip, 0.6)]), 1.0, 0, 0)
     assert alone.size[0] / DET_STRIDE > 100
+
+
+@pytest.mark.parametrize(("closer", "kept"), [
+    # the closer look finds the plate again, a little shifted: its outline is taken
+    (np.array([[11.0, 5], [35, 5], [35, 11], [11, 11]]), False),
+    # it finds only a sliver (a region of another size): the first outline stays
+    (np.array([[10.0, 8], [34, 8], [34, 8.6], [10, 8.6]]), True),
+    # it finds nothing: the first outline stays
+    (None, True),
+])
+def test_closer_look_keeps_the_first_outline_unless_it_finds_the_same_plate(det, monkeypatch, closer, kept):
+    # near the corner, so the closer look's window starts at (0, 0) and the drawn map lines up with it
+    first = det._components(draw([(np.array([[10.0, 5], [34, 5], [34, 11], [10, 11]]), 1.0)]), 1.0, 0, 0)[0]
+    grey = np.zeros((DET_H, DET_W), np.uint8)
+    prob = draw([(closer, 1.0)] if closer is not None else [])
+    monkeypatch.setattr(det, "probability_map", lambda img: (prob, 1.0))
+    got = det.refine(grey, first)
+    assert (got is first) is kept

@@ -118,9 +118,9 @@ class PlateDetector:
         if x1 - x0 < 8 or y1 - y0 < 8:
             return d
         prob, s = self.probability_map(grey[y0:y1, x0:x1])
-        w0, h0 = d.size
+        w0, h0 = max(d.size[0], 1e-6), max(d.size[1], 1e-6)
         same = [e for e in self._components(prob, s, x0, y0) if overlap(e.bbox, d.bbox) > 0.5
-                and 0.5 < e.size[0] / w0 < 2.0 and 0.5 < e.size[1] / max(h0, 1e-6) < 2.0]  # the same plate
+                and 0.5 < e.size[0] / w0 < 2.0 and 0.5 < e.size[1] / h0 < 2.0]  # the same plate
         if not same:
             return d
         return min(same, key=lambda e: float(np.linalg.norm(e.quad.mean(axis=0) - c)))
