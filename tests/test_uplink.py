@@ -124,7 +124,18 @@ def feeder(pki, broker, state: Path, count: int, *extra: str) -> subprocess.Pope
             "--sign-key", str(pki.sign_key), "--ca", str(pki.ca), "--cert", str(pki.cam[0]), "--key", str(pki.cam[1]),
             "--id-seed", "1", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # output to a file, not a pipe: a pipe nobody reads fills up and blocks the agent mid-run
+    log = state.parent / f"feeder-{time.monotonic_ns()}.log"
+    with log.open("wb") as out:
+        p = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    p.log = log
+    return p
+
+
+def finish(p: subprocess.Popen, timeout: float) -> bytes:
+    """Wait for the feeder to end; its output."""
+    p.wait(timeout=timeout)
+    return p.log.read_bytes()
 
 
 # ---- read document -------------------------------------------------------------------------------
@@ -219,11 +230,11 @@ def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_pat
         for stop_at in (250, 600, None):
             p = feeder(pki, broker, state, 1000, "--rate", "150", "--linger", "60")
             if stop_at is None:
-                _out, err = p.communicate(timeout=120)
+                err = finish(p, 120)
                 assert p.returncode == 0, err.decode()[-2000:]
                 break
             assert wait_for(lambda n=stop_at: (state / "produced").exists()
-                            and int((state / "produced").read_text() or 0) >= n, 60)
+                            and int((state / "produced").read_text() or 0) >= n, 60), p.log.read_bytes()[-2000:]
             p.send_signal(signal.SIGKILL)
             p.wait(10)
             # the broker publishes the Last Will: the camera is offline (retained)
@@ -257,7 +268,7 @@ def test_broker_down_60s_nothing_lost_and_live_reads_overtake_backlog(pki, broke
         k_down = int((state / "produced").read_text())
         broker.start()
         t_up = time.time()
-        _out, err = p.communicate(timeout=200)
+        err = finish(p, 200)
         assert p.returncode == 0, err.decode()[-2000:]
         assert wait_for(lambda: central.store.count() >= n, 60)
         ids = expected_ids(n, 1)
@@ -292,10 +303,10 @@ def test_full_outbox_reports_fault_keeps_running_and_resumes(pki, broker, tmp_pa
         broker.start()
         watcher = Client(settings(pki, broker, "central"))
         watcher.c.subscribe("anpr/v1/S1/cam1/health", qos=0)
-        _out, err = p.communicate(timeout=120)
+        err = finish(p, 120)
         assert p.returncode == 0, err.decode()[-2000:]
         assert wait_for(lambda: central.store.count() >= 60, 30), (central.counts, central.store.count(),
-                                                                    _out.decode()[-500:], err.decode()[-3000:],
+                                                                    err.decode()[-3000:],
                                                                     broker.log()[-3000:])
         assert set(central.store.read_ids()) == expected_ids(60, 1)
         docs = [json.loads(m.payload) for m in watcher.msgs]
