@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.plates import Format, position_patterns
+from agent.plates import ALPHABET, Format
+from agent.recognise.decode import patterns_by_length
 
 FEATURES = ("logit_min_char", "logit_mean_char", "log_plate_height", "det_score", "uk", "foreign", "length",
             "two_line", "agreement", "near_uk", "hidden")
@@ -33,11 +34,15 @@ def _logit(p: float) -> float:
 def near_uk(text: str) -> bool:
     """One character from a UK mark: the same length with one character outside its pattern, or a
     current-style mark (7 characters) with one missing."""
-    for _, allowed in position_patterns():
-        if len(allowed) == len(text) and sum(c not in a for c, a in zip(text, allowed, strict=True)) <= 1:
+    if any(c not in ALPHABET for c in text):
+        return False
+    idx = [ALPHABET.index(c) for c in text]
+    for _, masks in patterns_by_length().get(len(text), []):
+        if sum(not m[i] for m, i in zip(masks, idx, strict=True)) <= 1:
             return True
-        if len(allowed) == len(text) + 1 == 7 and any(
-                all(c in a for c, a in zip(text, allowed[:k] + allowed[k + 1:], strict=True)) for k in range(7)):
+    for _, masks in patterns_by_length().get(len(text) + 1, []) if len(text) == 6 else []:
+        if any(
+                all(m[i] for m, i in zip(masks[:k] + masks[k + 1:], idx, strict=True)) for k in range(7)):
             return True
     return False
 

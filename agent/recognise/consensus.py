@@ -102,7 +102,7 @@ def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = 
     """The read the views together find likeliest (`readings`: each view already decoded)."""
     readings = readings if readings is not None else [decode(p) for p in probs]
     read = [(r, _labels(r, p)) for r, p in zip(readings, probs, strict=True) if r is not None]
-    hidden = max(float(np.asarray(p)[:, HIDDEN].max()) if np.asarray(p).shape[1] > HIDDEN else 0.0 for p in probs)
+    hidden = max((float(p[:, HIDDEN].max()) for p in probs if p.shape[1] > HIDDEN), default=0.0)
     if not read:
         return Consensus(None, 0.0, hidden)
     options = list(dict.fromkeys(lab for _, lab in read))

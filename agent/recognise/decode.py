@@ -35,7 +35,7 @@ class Reading:
 
 
 @cache
-def _patterns_by_length() -> dict[int, list[tuple[Format, tuple[np.ndarray, ...]]]]:
+def patterns_by_length() -> dict[int, list[tuple[Format, tuple[np.ndarray, ...]]]]:
     out: dict[int, list[tuple[Format, tuple[np.ndarray, ...]]]] = {}
     for fmt, chars in position_patterns():
         masks = tuple(np.array([c in allowed for c in ALPHABET], bool) for allowed in chars)
@@ -84,7 +84,7 @@ def decode(probs: np.ndarray, min_chars: int = 2) -> Reading | None:
     except PlateError:
         pass
     best: tuple[float, str, list[float], Format] | None = None
-    for fmt, masks in _patterns_by_length().get(len(segs), []):
+    for fmt, masks in patterns_by_length().get(len(segs), []):
         chosen, cconf, ok = [], [], True
         for d, m, i, c in zip(segs, masks, idx, conf, strict=True):
             if m[i]:
