@@ -157,4 +157,7 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                          "(default: every condition equally; validation data always uses every condition equally)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="weights (.weights.h5) of an earlier run to fine-tune from instead of starting at random")
+    if name == "reader":
+        ap.add_argument("--scene-crops", type=int, default=0,
+                        help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
     return ap.parse_args()

@@ -28,6 +28,7 @@ MAX_LABEL = 12
 CHUNK = 5000
 OCCLUSION = 0.12  # share of crops with some characters covered (labelled with the hidden mark)
 EXTRA = "extra_"  # names of the layers added after the first readers (see init_from)
+CUTS_PER_PLATE = 2  # crops of each plate cut from a rendered frame, each with its own outline error
 
 
 def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
@@ -57,6 +58,45 @@ def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None)
         ys[k, : len(lab)] = lab
         ys[k, MAX_LABEL] = len(lab)
     del cv2
+    return {"x": xs, "y": ys}
+
+
+def make_scene_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
+    """Plates cut out of whole rendered frames the way the recogniser cuts them (an outline off by
+    what the detector's is, the run-time crop margins and shifts): the frame's own blur, exposure
+    and compression, which crops drawn on their own only approximate."""
+    from agent.recognise.preprocess import READER_H, READER_W, TWO_LINE_ASPECT, encode_label, reader_input
+    from agent.recognise.rectify import crop_plate
+    from sim.dataset import parse_conditions, random_scenes
+
+    rng = np.random.default_rng([seed, 2000 + i])
+    xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
+    ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+    k = 0
+    # Small frames: the plates are as many pixels as in 1280x720 ones (the focal length scales with the
+    # width) and a frame costs a quarter as much to render.
+    scenes = random_scenes(rng, 10**9, parse_conditions(conditions), width=640, height=360, per_installation=4,
+                           foreign_rate=0.1, vehicle_counts=(2, 3, 4))
+    for img, truths, _cond in scenes:
+        for t in truths:
+            if k == per_chunk:
+                break
+            if not t.in_frame or t.occluded or t.char_height_px < 10:
+                continue
+            lab = encode_label(t.vrm)
+            for _ in range(min(CUTS_PER_PLATE, per_chunk - k)):
+                q = np.array(t.polygon, float)
+                h = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+                q += rng.normal(0, 0.05 * h, q.shape)  # the detector's outline error (~0.07 h a corner)
+                w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+                crop = crop_plate(img, q, float(rng.uniform(0.1, 0.4)), float(rng.uniform(0.25, 0.6)),
+                                  float(rng.normal(0, 0.02)), float(rng.normal(0, 0.03)))
+                xs[k] = reader_input(crop, w / max(h, 1e-6) < TWO_LINE_ASPECT)
+                ys[k, : len(lab)] = lab
+                ys[k, MAX_LABEL] = len(lab)
+                k += 1
+        if k == per_chunk:
+            break
     return {"x": xs, "y": ys}
 
 
@@ -215,6 +255,11 @@ def main() -> None:
                           log, args.workers)
     val = cached_chunks(args.work, "val", n_val,
                         functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
+    if args.scene_crops:
+        scenes = cached_chunks(args.work, "scene", max(1, args.scene_crops // CHUNK),
+                               functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
+                                                 conditions=args.conditions), log, args.workers)
+        train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
     log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
 
     import keras

@@ -89,6 +89,16 @@ def _place_vehicles(rng: np.random.Generator, model: CameraModel, n: int, foreig
 def scene_samples(count: int, seed: int, conditions: tuple[str, ...], width: int = 1280, height: int = 720,
                   per_installation: int = 8, foreign_rate: float = 0.08, colour_rate: float = 0.3) -> Iterator[Sample]:
     rng = np.random.default_rng([seed, 1])
+    for i, (img, truths, cond) in enumerate(random_scenes(rng, count, conditions, width, height, per_installation,
+                                                          foreign_rate, colour_rate)):
+        yield Sample(f"scene_{seed}_{i:06d}", img, [_truth_label(t) for t in truths], cond.name)
+
+
+def random_scenes(rng: np.random.Generator, count: int, conditions: tuple[str, ...], width: int = 1280,
+                  height: int = 720, per_installation: int = 8, foreign_rate: float = 0.08, colour_rate: float = 0.3,
+                  vehicle_counts: tuple[int, ...] = (0, 1, 1, 1, 2, 2, 3)
+                  ) -> Iterator[tuple[np.ndarray, list[PlateTruth], Conditions]]:
+    """Frames of random installations, light, weather, exposure error, focus and compression."""
     renderer: SceneRenderer | None = None
     for i in range(count):
         if renderer is None or i % per_installation == 0:
@@ -97,7 +107,7 @@ def scene_samples(count: int, seed: int, conditions: tuple[str, ...], width: int
                                      seed=int(rng.integers(2**31)))
         cond = Conditions.preset(conditions[int(rng.integers(len(conditions)))])
         model = renderer.model
-        n = int(rng.choice([0, 1, 1, 1, 2, 2, 3]))
+        n = int(rng.choice(vehicle_counts))
         vehicles = _place_vehicles(rng, model, n, foreign_rate, 0.0)
         rng_m = math.hypot(model.inst.mount_height_m - 0.5, model.inst.capture_distance_m)
         exp = auto_exposure(cond, rng_m, rng)
@@ -105,7 +115,7 @@ def scene_samples(count: int, seed: int, conditions: tuple[str, ...], width: int
         jpeg = int(rng.integers(35, 95)) if rng.random() < 0.6 else None
         img, truths, _ = renderer.render(vehicles, 0.0, exp, cond, rng, defocus, jpeg)
         renderer.forget(set())
-        yield Sample(f"scene_{seed}_{i:06d}", img, [_truth_label(t) for t in truths], cond.name)
+        yield img, truths, cond
 
 
 def _truth_label(t: PlateTruth) -> dict[str, object]:
