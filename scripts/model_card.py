@@ -43,20 +43,38 @@ day/IR-night light, gain and gamma errors, glare, defocus and vertical motion bl
 noise, rain streaks, JPEG 30-95,
 30 % colour; plate styles with side bands, raised characters, screw caps, borders, dirt and wear, 30 %
 off-standard fonts (thin, bold, Hershey) and spacing; 10 % foreign (EU) plates; 4 % non-plate crops
-with an empty label.""",
+with an empty label. The last stages add plates cut out of whole rendered frames the way the
+recogniser cuts them (`--scene-crops`: the outline off by what the detector's is, the run-time crop
+margins and shifts, the frame's own blur, exposure and JPEG), which drawn crops only approximate.
+
+The reader sees each crop stretched locally (`local_contrast`: each part between its own darkest and
+brightest), so characters faded by glare on one side of the plate keep their contrast; readers
+trained before that (no `input_contrast` in reader.json) get one stretch for the whole crop.""",
 }
 
 
-# Stages on the current scripts (the first adds the residual blocks): seed, epochs, lr, conditions, work dir.
-LATER_STAGES = [(5, 8, 5e-4, None, "reader-wide")]
+# Stages after the residual blocks were added: seed, epochs, lr, further options, work dir. All on the
+# scripts of commit 10d89e5 (one contrast stretch for the whole crop); the final stage, from
+# models/reader.json, on the current ones.
+LATER_STAGES = [(5, 8, 5e-4, "", "reader-wide"),
+                (5, 4, 3e-4, "--train-count 100000 --scene-crops 40000", "reader-scenes")]
+LATER_COMMIT = "10d89e5"
 
 
-def _stage(seed: int, epochs: int, lr: float, conds: str | None, init: str, work: str, final: bool) -> str:
-    c = f" --conditions {conds}" if conds and conds != "all equally" else ""
+def _stage(seed: int, epochs: int, lr: float, opts: str, init: str, work: str, final: bool) -> str:
+    opts = f" {opts}" if opts else ""
     out = "" if final else f" --out train-runs/{work}/models"
     note = " (writes models/reader.tflite and reader.json)" if final else ""
-    return (f"`python scripts/train_reader.py --seed {seed} --epochs {epochs} --lr {lr}{c} --init-from"
+    return (f"`python scripts/train_reader.py --seed {seed} --epochs {epochs} --lr {lr}{opts} --init-from"
             f" train-runs/{init}/ckpt.weights.h5 --work train-runs/{work}{out}`{note}")
+
+
+def _final_options(meta: dict) -> str:
+    scenes = int(meta.get("scene_crops", 0))
+    opts = [f"--train-count {meta['train_samples'] - scenes}", f"--scene-crops {scenes}"] if scenes else []
+    if meta.get("conditions") not in (None, "all equally"):
+        opts.append(f"--conditions {meta['conditions']}")
+    return " ".join(opts)
 
 
 def main(name: str) -> None:
@@ -81,12 +99,11 @@ def main(name: str) -> None:
             " --init-from train-runs/reader-occluded/ckpt.weights.h5 --work train-runs/reader-occluded-2`",
         ]
         prev = "reader-occluded-2"
-        for seed, epochs, lr, conds, work in LATER_STAGES:
-            if seed == meta["seed"]:
-                break
-            steps.append(_stage(seed, epochs, lr, conds, prev, work, final=False))
+        for seed, epochs, lr, opts, work in LATER_STAGES:
+            cmd = _stage(seed, epochs, lr, opts, prev, work, final=False)
+            steps.append(f"with the scripts of commit {LATER_COMMIT}: {cmd}")
             prev = work
-        steps.append(_stage(meta["seed"], meta["schedule_epochs"], meta["lr"], meta.get("conditions"), prev,
+        steps.append(_stage(meta["seed"], meta["schedule_epochs"], meta["lr"], _final_options(meta), prev,
                             "reader-final", final=True))
         steps.append("`python scripts/fit_confidence.py` (models/confidence.json)")
         lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]

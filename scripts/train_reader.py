@@ -34,7 +34,7 @@ CUTS_PER_PLATE = 2  # crops of each plate cut from a rendered frame, each with i
 def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
     import cv2
 
-    from agent.recognise.preprocess import HIDDEN_MARK, READER_H, READER_W, encode_label, reader_input
+    from agent.recognise.preprocess import HIDDEN_MARK, READER_H, READER_W, encode_label, reader_crop
     from sim.dataset import parse_conditions, plate_crop
     from sim.plates import generate
     from sim.scene import Conditions
@@ -53,7 +53,7 @@ def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None)
             img, _, hidden = plate_crop(rng, text, cond, out_h=int(rng.choice([24, 32, 48, 64])),
                                         variety=0.3, colour=bool(rng.random() < 0.3), occlusion=OCCLUSION)
             vrm = hidden_label(text.vrm, hidden, HIDDEN_MARK)
-        xs[k] = reader_input(img)
+        xs[k] = reader_crop(img)
         lab = encode_label(vrm)
         ys[k, : len(lab)] = lab
         ys[k, MAX_LABEL] = len(lab)
@@ -65,7 +65,7 @@ def make_scene_chunk(i: int, seed: int, per_chunk: int, conditions: str | None =
     """Plates cut out of whole rendered frames the way the recogniser cuts them (an outline off by
     what the detector's is, the run-time crop margins and shifts): the frame's own blur, exposure
     and compression, which crops drawn on their own only approximate."""
-    from agent.recognise.preprocess import READER_H, READER_W, TWO_LINE_ASPECT, encode_label, reader_input
+    from agent.recognise.preprocess import READER_H, READER_W, TWO_LINE_ASPECT, encode_label, reader_crop
     from agent.recognise.rectify import crop_plate
     from sim.dataset import parse_conditions, random_scenes
 
@@ -91,7 +91,7 @@ def make_scene_chunk(i: int, seed: int, per_chunk: int, conditions: str | None =
                 w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
                 crop = crop_plate(img, q, float(rng.uniform(0.1, 0.4)), float(rng.uniform(0.25, 0.6)),
                                   float(rng.normal(0, 0.02)), float(rng.normal(0, 0.03)))
-                xs[k] = reader_input(crop, w / max(h, 1e-6) < TWO_LINE_ASPECT)
+                xs[k] = reader_crop(crop, w / max(h, 1e-6) < TWO_LINE_ASPECT)
                 ys[k, : len(lab)] = lab
                 ys[k, MAX_LABEL] = len(lab)
                 k += 1
@@ -260,6 +260,10 @@ def main() -> None:
                                functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
                                                  conditions=args.conditions), log, args.workers)
         train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
+    from agent.recognise.preprocess import local_contrast
+
+    for part in (train, val):  # chunks hold `reader_crop`s; the reader sees them as `reader_input` makes them
+        part["x"] = np.stack([local_contrast(x) for x in part["x"]])
     log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
 
     import keras
@@ -301,6 +305,7 @@ def main() -> None:
         q_probs.append(it.get_tensor(outd["index"])[0])
     acc_int8 = float(np.mean([a == b for a, b in zip(greedy(np.array(q_probs)), truth, strict=True)]))
     meta = {"model": "reader", "seed": args.seed, "train_samples": len(train["x"]), "val_samples": len(val["x"]),
+            "scene_crops": args.scene_crops, "input_contrast": "local",
             "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
             "init_from": str(args.init_from.name) if args.init_from else None,
             "conditions": args.conditions or "all equally",

@@ -49,6 +49,27 @@ def test_models_are_small_and_int8():
         assert (MODELS / f"{p.stem}.md").exists(), f"model card for {p.name}"
 
 
+@pytest.mark.parametrize(("meta", "local"), [({"input_contrast": "local"}, True), ({"seed": 4}, False), (None, True)])
+def test_reader_gets_the_input_contrast_it_was_trained_on(tmp_path, meta, local):
+    """Readers trained before local contrast (no `input_contrast` in reader.json) keep one stretch
+    for the whole crop; the current scripts write "local"."""
+    for p in MODELS.glob("*.tflite"):
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    if meta is not None:
+        (tmp_path / "reader.json").write_text(json.dumps(meta))
+    assert Recogniser(tmp_path, calibrated=False).local_contrast is local
+
+
+def test_unreadable_reader_metadata_is_a_clear_error(tmp_path):
+    from agent.recognise.recogniser import RecogniserError
+
+    for p in MODELS.glob("*.tflite"):
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    (tmp_path / "reader.json").write_text("{not json")
+    with pytest.raises(RecogniserError, match=r"reader\.json"):
+        Recogniser(tmp_path, calibrated=False)
+
+
 def test_accuracy_on_held_out_simulated_scenes(rec, small_set):
     res = evaluate(small_set / "labels.jsonl", rec)
     assert res["plates"] >= 40  # plates with characters >= 12 px (evaluate's default)

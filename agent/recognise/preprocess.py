@@ -34,7 +34,13 @@ def stretch_contrast(grey: np.ndarray) -> np.ndarray:
 
 
 def reader_input(crop: np.ndarray, two_line: bool | None = None) -> np.ndarray:
-    """A plate crop (any size, grey or BGR) as the reader's HxW uint8 input.
+    """A plate crop (any size, grey or BGR) as the reader's HxW uint8 input."""
+    return local_contrast(reader_crop(crop, two_line))
+
+
+def reader_crop(crop: np.ndarray, two_line: bool | None = None) -> np.ndarray:
+    """The crop at the reader's size, contrast stretched over the whole crop (what training data is
+    stored as; `local_contrast` makes it the reader's input).
 
     Square two-line plates are cut into their top and bottom halves and laid side by side, so one
     single-line reader reads both kinds.
@@ -53,6 +59,22 @@ def reader_input(crop: np.ndarray, two_line: bool | None = None) -> np.ndarray:
     interp = cv2.INTER_AREA if g.shape[1] > READER_W else cv2.INTER_LINEAR
     out = cv2.resize(g, (READER_W, READER_H), interpolation=interp)
     return stretch_contrast(out)
+
+
+LOCAL_WINDOW = (25, 31)  # width, height: about a character and a half, the whole crop high
+MIN_LOCAL_RANGE = 12.0  # grey levels: flatter regions are not stretched into noise beyond this
+
+
+def local_contrast(x: np.ndarray) -> np.ndarray:
+    """Stretch each part of the crop between its own darkest and brightest (smoothed): glare or a
+    shadow across a plate leaves its characters faint on one side, which one stretch for the whole
+    crop does not recover."""
+    f = x.astype(np.float32)
+    kernel = np.ones(LOCAL_WINDOW[::-1], np.uint8)
+    hi = cv2.GaussianBlur(cv2.dilate(f, kernel), (0, 0), 6)
+    lo = cv2.GaussianBlur(cv2.erode(f, kernel), (0, 0), 6)
+    out = (f - lo) * (255.0 / np.maximum(hi - lo, MIN_LOCAL_RANGE))
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def encode_label(vrm: str) -> list[int]:

@@ -3,6 +3,7 @@ UK syntax and take the read the crops agree on."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from agent.recognise.confidence import ConfidenceModel, read_features
 from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, Consensus, first_views_agree, read_views
 from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
-from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, reader_input, to_grey
+from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
 from agent.recognise.runtime import Model, ModelError
 
@@ -76,6 +77,7 @@ class Recogniser:
         if self.reader.output_shape[-1] not in (BLANK + 1, N_CLASSES):  # with or without the hidden class
             raise ModelError(f"{d / 'reader.tflite'}: output {self.reader.output_shape} is not (1, T, "
                              f"{BLANK + 1} or {N_CLASSES}) classes")
+        self.local_contrast = _reader_contrast(d / "reader.json") == "local"
         try:
             self.calibration = ConfidenceModel.load(d / "confidence.json") if calibrated else None
         except ValueError as e:
@@ -96,7 +98,9 @@ class Recogniser:
                 break
             a = time.perf_counter()
             try:
-                x = reader_input(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
+                x = reader_crop(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
+                if self.local_contrast:
+                    x = local_contrast(x)
             except ValueError:
                 return None, two, Consensus(None, 0.0)
             b = time.perf_counter()
@@ -135,6 +139,17 @@ class Recogniser:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
         return reads
+
+
+def _reader_contrast(meta: Path) -> str:
+    """How the reader was trained to see its input: "local" (`local_contrast`, the current scripts;
+    also when the training metadata is missing) or "global" (readers trained before it)."""
+    try:
+        return str(json.loads(meta.read_text()).get("input_contrast", "global"))
+    except FileNotFoundError:
+        return "local"
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelError(f"{meta}: not readable training metadata ({e})") from None
 
 
 def _version(path: Path) -> str:
