@@ -49,23 +49,25 @@ def test_models_are_small_and_int8():
         assert (MODELS / f"{p.stem}.md").exists(), f"model card for {p.name}"
 
 
-@pytest.mark.parametrize(("meta", "local"), [({"input_contrast": "local"}, True), ({"seed": 4}, False), (None, True)])
-def test_reader_gets_the_input_contrast_it_was_trained_on(tmp_path, meta, local):
+@pytest.mark.parametrize(("meta", "contrast"), [({"input_contrast": "local"}, "local"), ({"seed": 4}, "global"),
+                                                (None, "local")])
+def test_reader_gets_the_input_contrast_it_was_trained_on(tmp_path, meta, contrast):
     """Readers trained before local contrast (no `input_contrast` in reader.json) keep one stretch
     for the whole crop; the current scripts write "local"."""
     for p in MODELS.glob("*.tflite"):
         (tmp_path / p.name).write_bytes(p.read_bytes())
     if meta is not None:
         (tmp_path / "reader.json").write_text(json.dumps(meta))
-    assert Recogniser(tmp_path, calibrated=False).local_contrast is local
+    assert Recogniser(tmp_path, calibrated=False).input_contrast == contrast
 
 
-def test_unreadable_reader_metadata_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"input_contrast": "sharp"}'])
+def test_unreadable_reader_metadata_is_a_clear_error(tmp_path, text):
     from agent.recognise.recogniser import RecogniserError
 
     for p in MODELS.glob("*.tflite"):
         (tmp_path / p.name).write_bytes(p.read_bytes())
-    (tmp_path / "reader.json").write_text("{not json")
+    (tmp_path / "reader.json").write_text(text)
     with pytest.raises(RecogniserError, match=r"reader\.json"):
         Recogniser(tmp_path, calibrated=False)
 

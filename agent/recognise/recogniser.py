@@ -77,7 +77,7 @@ class Recogniser:
         if self.reader.output_shape[-1] not in (BLANK + 1, N_CLASSES):  # with or without the hidden class
             raise ModelError(f"{d / 'reader.tflite'}: output {self.reader.output_shape} is not (1, T, "
                              f"{BLANK + 1} or {N_CLASSES}) classes")
-        self.local_contrast = _reader_contrast(d / "reader.json") == "local"
+        self.input_contrast = _reader_contrast(d / "reader.json")  # "local" or "global"
         try:
             self.calibration = ConfidenceModel.load(d / "confidence.json") if calibrated else None
         except ValueError as e:
@@ -99,7 +99,7 @@ class Recogniser:
             a = time.perf_counter()
             try:
                 x = reader_crop(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
-                if self.local_contrast:
+                if self.input_contrast == "local":
                     x = local_contrast(x)
             except ValueError:
                 return None, two, Consensus(None, 0.0)
@@ -145,11 +145,14 @@ def _reader_contrast(meta: Path) -> str:
     """How the reader was trained to see its input: "local" (`local_contrast`, the current scripts;
     also when the training metadata is missing) or "global" (readers trained before it)."""
     try:
-        return str(json.loads(meta.read_text()).get("input_contrast", "global"))
+        contrast = json.loads(meta.read_text()).get("input_contrast", "global")
     except FileNotFoundError:
         return "local"
     except (OSError, ValueError, AttributeError) as e:
         raise ModelError(f"{meta}: not readable training metadata ({e})") from None
+    if contrast not in ("local", "global"):
+        raise ModelError(f"{meta}: input_contrast {contrast!r} is not 'local' or 'global'")
+    return contrast
 
 
 def _version(path: Path) -> str:
