@@ -40,11 +40,10 @@ def near_uk(text: str) -> bool:
     for _, masks in patterns_by_length().get(len(text), []):
         if sum(not m[i] for m, i in zip(masks, idx, strict=True)) <= 1:
             return True
-    for _, masks in patterns_by_length().get(len(text) + 1, []) if len(text) == 6 else []:
-        if any(
-                all(m[i] for m, i in zip(masks[:k] + masks[k + 1:], idx, strict=True)) for k in range(7)):
-            return True
-    return False
+    if len(text) != 6:
+        return False
+    return any(all(m[i] for m, i in zip(masks[:k] + masks[k + 1:], idx, strict=True))
+               for _, masks in patterns_by_length().get(7, []) for k in range(7))
 
 
 def read_features(vrm: str, char_confidences: tuple[float, ...], fmt: Format, plate_height_px: float, det_score: float,

@@ -63,6 +63,7 @@ def reader_crop(crop: np.ndarray, two_line: bool | None = None) -> np.ndarray:
 
 LOCAL_WINDOW = (25, 31)  # width, height: about a character and a half, the whole crop high
 MIN_LOCAL_RANGE = 12.0  # grey levels: flatter regions are not stretched into noise beyond this
+_LOCAL_KERNEL = np.ones(LOCAL_WINDOW[::-1], np.uint8)
 
 
 def local_contrast(x: np.ndarray) -> np.ndarray:
@@ -70,9 +71,8 @@ def local_contrast(x: np.ndarray) -> np.ndarray:
     shadow across a plate leaves its characters faint on one side, which one stretch for the whole
     crop does not recover."""
     f = x.astype(np.float32)
-    kernel = np.ones(LOCAL_WINDOW[::-1], np.uint8)
-    hi = cv2.GaussianBlur(cv2.dilate(f, kernel), (0, 0), 6)
-    lo = cv2.GaussianBlur(cv2.erode(f, kernel), (0, 0), 6)
+    hi = cv2.GaussianBlur(cv2.dilate(f, _LOCAL_KERNEL), (0, 0), 6)
+    lo = cv2.GaussianBlur(cv2.erode(f, _LOCAL_KERNEL), (0, 0), 6)
     out = (f - lo) * (255.0 / np.maximum(hi - lo, MIN_LOCAL_RANGE))
     return np.clip(out, 0, 255).astype(np.uint8)
 
