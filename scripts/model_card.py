@@ -22,7 +22,7 @@ conditions, 30 % colour, defocus, JPEG 35-95, occlusion, 10 % foreign plates, tw
 cropped to 320x192 windows at scale 0.3-1.1 (plates 20-300 px wide), plus distractor text and lamps
 drawn in as negatives, horizontal flips, gamma and gain jitter.""",
     "reader": """A convolutional reader (no recurrent layers, so it runs as plain int8 convolutions under XNNPACK;
-two residual blocks, one where strokes become character shapes and one along the plate for context)
+three residual blocks, two where strokes become character shapes and one along the plate for context)
 that maps a 32x128 grey crop to 32 columns of 38-class probabilities (0-9, A-Z, CTC blank, and
 "hidden": characters covered by a tow bar, a bike rack or another vehicle, one mark per covered run).
 A read with a hidden mark is incomplete: the decoder never takes it as a UK mark and its confidence is
@@ -46,6 +46,9 @@ off-standard fonts (thin, bold, Hershey) and spacing; 10 % foreign (EU) plates; 
 with an empty label. The last stages add plates cut out of whole rendered frames the way the
 recogniser cuts them (`--scene-crops`: the outline off by what the detector's is, the run-time crop
 margins and shifts, the frame's own blur, exposure and JPEG), which drawn crops only approximate.
+The final stage adds the third residual block (starting as nothing, so the reader starts as the one
+before) and counts three times the crops the starting reader read worst, bar the worst 2 %, which are
+mostly past reading (`--hard-weight`): the near misses are what is left to learn.
 
 The reader sees each crop stretched locally (`local_contrast`: each part between its own darkest and
 brightest), so characters faded by glare on one side of the plate keep their contrast; readers
@@ -53,12 +56,14 @@ trained before that (no `input_contrast` in reader.json) get one stretch for the
 }
 
 
-# Stages after the residual blocks were added: seed, epochs, lr, further options, work dir. All on the
-# scripts of commit 10d89e5 (one contrast stretch for the whole crop); the final stage, from
-# models/reader.json, on the current ones.
-LATER_STAGES = [(5, 8, 5e-4, "", "reader-wide"),
-                (5, 4, 3e-4, "--train-count 100000 --scene-crops 40000", "reader-scenes")]
-LATER_COMMIT = "10d89e5"
+# Stages after the residual blocks were added: seed, epochs, lr, further options, work dir, and the
+# commit whose scripts it needs (10d89e5: one contrast stretch for the whole crop; a8a88cb: local
+# contrast, before --hard-weight). The final stage, from models/reader.json, runs on the current ones.
+_WEIGHTED = "--conditions day,overcast,dusk,rain,night,night,glare,glare,night_rain,night_rain"
+LATER_STAGES = [(5, 8, 5e-4, "", "reader-wide", "10d89e5"),
+                (5, 4, 3e-4, "--train-count 100000 --scene-crops 40000", "reader-scenes", "10d89e5"),
+                (6, 4, 2e-4, f"--train-count 60000 --scene-crops 80000 {_WEIGHTED}", "reader-local", "a8a88cb"),
+                (7, 3, 2e-4, f"--train-count 60000 --scene-crops 60000 {_WEIGHTED}", "reader-scenes-2", "a8a88cb")]
 
 
 def _stage(seed: int, epochs: int, lr: float, opts: str, init: str, work: str, final: bool) -> str:
@@ -74,6 +79,8 @@ def _final_options(meta: dict) -> str:
     opts = [f"--train-count {meta['train_samples'] - scenes}", f"--scene-crops {scenes}"] if scenes else []
     if meta.get("conditions") not in (None, "all equally"):
         opts.append(f"--conditions {meta['conditions']}")
+    if meta.get("hard_weight", 1) != 1:
+        opts.append(f"--hard-weight {meta['hard_weight']:g}")
     return " ".join(opts)
 
 
@@ -99,9 +106,9 @@ def main(name: str) -> None:
             " --init-from train-runs/reader-occluded/ckpt.weights.h5 --work train-runs/reader-occluded-2`",
         ]
         prev = "reader-occluded-2"
-        for seed, epochs, lr, opts, work in LATER_STAGES:
+        for seed, epochs, lr, opts, work, commit in LATER_STAGES:
             cmd = _stage(seed, epochs, lr, opts, prev, work, final=False)
-            steps.append(f"with the scripts of commit {LATER_COMMIT}: {cmd}")
+            steps.append(f"with the scripts of commit {commit}: {cmd}")
             prev = work
         steps.append(_stage(meta["seed"], meta["schedule_epochs"], meta["lr"], _final_options(meta), prev,
                             "reader-final", final=True))

@@ -28,7 +28,13 @@ MAX_LABEL = 12
 CHUNK = 5000
 OCCLUSION = 0.12  # share of crops with some characters covered (labelled with the hidden mark)
 EXTRA = "extra_"  # names of the layers added after the first readers (see init_from)
+# The residual blocks, in the order they were added: each reader can start from one with fewer.
+EXTRA_BLOCKS = ("shape", "context", "shape2")
 CUTS_PER_PLATE = 2  # crops of each plate cut from a rendered frame, each with its own outline error
+# Crops the starting reader reads worst, by its CTC loss, as shares of the training set: the worst 2 %
+# are mostly past reading (defocus, rain streaks, plates washed out by glare), the next 10 % are the
+# near misses (a faded half, N/M, D/O at 12-17 px characters) that `--hard-weight` counts more.
+HARD_BAND = (0.02, 0.12)
 
 
 def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
@@ -125,7 +131,7 @@ def _negative(rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 2.0)))
 
 
-def build_model(n_classes: int | None = None, extra: bool = True):
+def build_model(n_classes: int | None = None, extras: tuple[str, ...] = EXTRA_BLOCKS):
     import keras
     from keras import layers
 
@@ -157,8 +163,10 @@ def build_model(n_classes: int | None = None, extra: bool = True):
     x = block(x, 16, (2, 2))  # 16x64
     x = block(x, 32, (2, 2))  # 8x32
     x = block(x, 64, None)
-    if extra:
+    if "shape" in extras:
         x = residual(x, f"{EXTRA}shape", 3)  # more capacity where strokes become character shapes
+    if "shape2" in extras:
+        x = residual(x, f"{EXTRA}shape2", 3)  # and more: blurred N/M/H, D/O and 3/5 are the commonest misreads
     x = layers.SeparableConv2D(64, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
@@ -166,7 +174,7 @@ def build_model(n_classes: int | None = None, extra: bool = True):
     x = block(x, 96, (2, 1))  # 2x32
     x = layers.Conv2D(128, (2, 1), padding="valid", activation="relu")(x)  # 1x32
     x = layers.Conv2D(128, (1, 3), padding="same", activation="relu")(x)  # context along the plate
-    if extra:
+    if "context" in extras:
         x = residual(x, f"{EXTRA}context", (1, 5))  # wider context: neighbours tell a 0 from an O
     x = layers.Dropout(0.1)(x)
     logits = layers.Conv2D(n_classes, 1, name="logits")(x)
@@ -183,9 +191,27 @@ def ctc_loss(y_true, y_pred):
     lengths = tf.cast(y_true[:, MAX_LABEL], tf.int32)
     labels = tf.where(labels < 0, tf.zeros_like(labels), labels)
     logit_len = tf.fill([tf.shape(y_pred)[0]], tf.shape(y_pred)[1])
-    loss = tf.nn.ctc_loss(labels=labels, logits=y_pred, label_length=lengths, logit_length=logit_len,
+    # One loss a crop: Keras averages them over the batch, weighted where `--hard-weight` gives weights.
+    return tf.nn.ctc_loss(labels=labels, logits=y_pred, label_length=lengths, logit_length=logit_len,
                           logits_time_major=False, blank_index=BLANK)
-    return tf.reduce_mean(loss)
+
+
+def hard_weights(model, x: np.ndarray, y: np.ndarray, weight: float, work: Path, log) -> np.ndarray:
+    """Training weights: `weight` for crops in the starting reader's HARD_BAND of losses, 1 elsewhere.
+    Kept in the work folder, so a resumed run weights the same crops as it did before it stopped."""
+    path = work / "hard_weights.npy"
+    if path.exists():
+        return np.load(path)
+    losses = np.concatenate([ctc_loss(y[i:i + 1024], model(x[i:i + 1024].astype(np.float32), training=False)).numpy()
+                             for i in range(0, len(x), 1024)])
+    rank = np.argsort(-losses, kind="stable")
+    lo, hi = (int(f * len(x)) for f in HARD_BAND)
+    w = np.ones(len(x), np.float32)
+    w[rank[lo:hi]] = weight
+    log.info("hard crops: %d weighted %.1fx (losses %.2f to %.2f; the %d above left at 1)",
+             hi - lo, weight, losses[rank[hi - 1]], losses[rank[lo]], lo)
+    np.save(path, w)
+    return w
 
 
 def symbols() -> str:
@@ -220,13 +246,14 @@ def init_from(model, weights: Path, log) -> None:
     class existed) is copied into the first columns and the new classes start unlikely; layers added
     since (named EXTRA...) keep their start values, which leave the earlier reader's output as it was."""
     old_classes = model.get_layer("logits").filters
-    for n, extra in ((old_classes, True), (old_classes, False), (old_classes - 1, False)):
-        old = build_model(n, extra)
+    older = [(old_classes, EXTRA_BLOCKS[:k]) for k in range(len(EXTRA_BLOCKS), -1, -1)] + [(old_classes - 1, ())]
+    for n, extras in older:
+        old = build_model(n, extras)
         try:
             old.load_weights(weights)
         except ValueError:
             continue
-        kept = [ln for ln in model.layers if extra or not ln.name.startswith(EXTRA)]
+        kept = [ln for ln in model.layers if not ln.name.startswith(EXTRA) or _block(ln.name) in extras]
         for lo, ln in zip(old.layers, kept, strict=True):
             if lo.name == "logits":
                 k, b = lo.get_weights()
@@ -237,14 +264,21 @@ def init_from(model, weights: Path, log) -> None:
                 ln.set_weights([k2, b2])
             else:
                 ln.set_weights(lo.get_weights())
-        log.info("initialised from %s (%d classes)", weights, n)
+        log.info("initialised from %s (%d classes, residual blocks %s)", weights, n, ", ".join(extras) or "none")
         return
     raise SystemExit(f"{weights}: not weights of this reader")
+
+
+def _block(layer: str) -> str:
+    """The residual block an added layer belongs to: extra_shape2_conv1 -> shape2."""
+    return layer[len(EXTRA):].rsplit("_", 1)[0]
 
 
 def main() -> None:
     args = parse_args(__doc__, "reader", seed=1, train_count=140_000, val_count=5_000, epochs=10, batch=256)
 
+    if args.hard_weight != 1 and not args.init_from:
+        raise SystemExit("--hard-weight needs --init-from: it weights the crops the starting reader reads worst")
     log = setup_logging(args.work, "train_reader")
     t_start = time.time()
     log.info("reader training: %s", vars(args))
@@ -277,9 +311,10 @@ def main() -> None:
                                 lr=args.lr)
     xtr = train["x"][..., None]
     ytr = train["y"].astype(np.float32)
+    weights = hard_weights(model, xtr, ytr, args.hard_weight, args.work, log) if args.hard_weight != 1 else None
     last = min(args.epochs, args.stop_after or args.epochs)
     if start_epoch < last:
-        model.fit(xtr, ytr, batch_size=args.batch, epochs=last, initial_epoch=start_epoch,
+        model.fit(xtr, ytr, sample_weight=weights, batch_size=args.batch, epochs=last, initial_epoch=start_epoch,
                   validation_data=(val["x"][..., None], val["y"].astype(np.float32)), shuffle=True,
                   callbacks=[checkpoint_callback(args.work, log)], verbose=2)
     train_s = time.time() - t_start
@@ -305,7 +340,7 @@ def main() -> None:
         q_probs.append(it.get_tensor(outd["index"])[0])
     acc_int8 = float(np.mean([a == b for a, b in zip(greedy(np.array(q_probs)), truth, strict=True)]))
     meta = {"model": "reader", "seed": args.seed, "train_samples": len(train["x"]), "val_samples": len(val["x"]),
-            "scene_crops": args.scene_crops, "input_contrast": "local",
+            "scene_crops": args.scene_crops, "hard_weight": args.hard_weight, "input_contrast": "local",
             "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
             "init_from": str(args.init_from.name) if args.init_from else None,
             "conditions": args.conditions or "all equally",
