@@ -46,8 +46,8 @@ off-standard fonts (thin, bold, Hershey) and spacing; 10 % foreign (EU) plates; 
 with an empty label. The last stages add plates cut out of whole rendered frames the way the
 recogniser cuts them (`--scene-crops`: the outline off by what the detector's is, the run-time crop
 margins and shifts, the frame's own blur, exposure and JPEG), which drawn crops only approximate.
-The final stage adds the third residual block (starting as nothing, so the reader starts as the one
-before) and counts three times the crops the starting reader read worst, bar the worst 2 %, which are
+The last two stages add the third residual block (starting as nothing, so the reader starts as the one
+before) and count three times the crops the starting reader read worst, bar the worst 2 %, which are
 mostly past reading (`--hard-weight`): the near misses are what is left to learn.
 
 The reader sees each crop stretched locally (`local_contrast`: each part between its own darkest and
@@ -58,12 +58,15 @@ trained before that (no `input_contrast` in reader.json) get one stretch for the
 
 # Stages after the residual blocks were added: seed, epochs, lr, further options, work dir, and the
 # commit whose scripts it needs (10d89e5: one contrast stretch for the whole crop; a8a88cb: local
-# contrast, before --hard-weight). The final stage, from models/reader.json, runs on the current ones.
+# contrast, before --hard-weight; 3c65c56: the third residual block). The final stage, from
+# models/reader.json, runs on the current ones.
 _WEIGHTED = "--conditions day,overcast,dusk,rain,night,night,glare,glare,night_rain,night_rain"
 LATER_STAGES = [(5, 8, 5e-4, "", "reader-wide", "10d89e5"),
                 (5, 4, 3e-4, "--train-count 100000 --scene-crops 40000", "reader-scenes", "10d89e5"),
                 (6, 4, 2e-4, f"--train-count 60000 --scene-crops 80000 {_WEIGHTED}", "reader-local", "a8a88cb"),
-                (7, 3, 2e-4, f"--train-count 60000 --scene-crops 60000 {_WEIGHTED}", "reader-scenes-2", "a8a88cb")]
+                (7, 3, 2e-4, f"--train-count 60000 --scene-crops 60000 {_WEIGHTED}", "reader-scenes-2", "a8a88cb"),
+                (8, 4, 3e-4, f"--train-count 60000 --scene-crops 100000 {_WEIGHTED} --hard-weight 3", "reader-deeper",
+                 "3c65c56")]
 
 
 def _stage(seed: int, epochs: int, lr: float, opts: str, init: str, work: str, final: bool) -> str:
