@@ -62,12 +62,17 @@ def _call(arg: tuple[Callable[[int], dict[str, np.ndarray]], int]) -> tuple[int,
 
 
 def seed_everything(seed: int) -> None:
+    """Seeds, and on TensorFlow (this machine's backend) two threads and deterministic ops; under another
+    Keras backend (JAX on a lent GPU machine) only the seeds."""
     import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() != "tensorflow":
+        return
     import tensorflow as tf
 
     tf.config.threading.set_inter_op_parallelism_threads(2)
     tf.config.threading.set_intra_op_parallelism_threads(2)
-    keras.utils.set_random_seed(seed)
     if os.environ.get("ANPR_TRAIN_DETERMINISTIC", "1") == "1":
         tf.config.experimental.enable_op_determinism()
 
@@ -75,6 +80,16 @@ def seed_everything(seed: int) -> None:
 def resume_state(work: Path) -> dict[str, object]:
     p = work / "state.json"
     return json.loads(p.read_text()) if p.exists() else {"epoch": 0, "history": []}
+
+
+def record_run(work: Path, wall_s: float) -> None:
+    """Notes in state.json which Keras backend trained the run and how long it took, for the model card
+    (a run trained on another backend is exported later, with TensorFlow)."""
+    import keras
+
+    st = resume_state(work)
+    st.update(backend=keras.backend.backend(), train_wall_s=round(wall_s))
+    (work / "state.json").write_text(json.dumps(st))
 
 
 def checkpoint_callback(work: Path, log: logging.Logger):
@@ -90,7 +105,8 @@ def checkpoint_callback(work: Path, log: logging.Logger):
             st = resume_state(work)
             hist = list(st.get("history", []))  # type: ignore[arg-type]
             hist.append({k: float(v) for k, v in (logs or {}).items()})
-            (work / "state.json").write_text(json.dumps({"epoch": epoch + 1, "history": hist}))
+            st.update(epoch=epoch + 1, history=hist)
+            (work / "state.json").write_text(json.dumps(st))
             log.info("epoch %d done: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()})
 
     return Checkpoint()

@@ -20,6 +20,8 @@ from train_common import (
     export_int8,
     parse_args,
     prepare_model,
+    record_run,
+    resume_state,
     seed_everything,
     setup_logging,
 )
@@ -183,17 +185,17 @@ def build_model(n_classes: int | None = None, extras: tuple[str, ...] = EXTRA_BL
 
 
 def ctc_loss(y_true, y_pred):
-    import tensorflow as tf
+    """One CTC loss a crop, in Keras ops so that any Keras backend trains the reader (TensorFlow on
+    this CPU; JAX where a GPU machine is lent): Keras averages them, weighted where `--hard-weight` says."""
+    from keras import ops
 
     from agent.recognise.preprocess import BLANK
 
-    labels = tf.cast(y_true[:, :MAX_LABEL], tf.int32)
-    lengths = tf.cast(y_true[:, MAX_LABEL], tf.int32)
-    labels = tf.where(labels < 0, tf.zeros_like(labels), labels)
-    logit_len = tf.fill([tf.shape(y_pred)[0]], tf.shape(y_pred)[1])
-    # One loss a crop: Keras averages them over the batch, weighted where `--hard-weight` gives weights.
-    return tf.nn.ctc_loss(labels=labels, logits=y_pred, label_length=lengths, logit_length=logit_len,
-                          logits_time_major=False, blank_index=BLANK)
+    labels = ops.cast(y_true[:, :MAX_LABEL], "int32")
+    lengths = ops.cast(y_true[:, MAX_LABEL], "int32")
+    labels = ops.where(labels < 0, ops.zeros_like(labels), labels)
+    logit_len = ops.full((ops.shape(y_pred)[0],), ops.shape(y_pred)[1], dtype="int32")
+    return ops.ctc_loss(labels, y_pred, lengths, logit_len, mask_index=BLANK)
 
 
 def hard_weights(model, x: np.ndarray, y: np.ndarray, weight: float, work: Path, log) -> np.ndarray:
@@ -202,8 +204,11 @@ def hard_weights(model, x: np.ndarray, y: np.ndarray, weight: float, work: Path,
     path = work / "hard_weights.npy"
     if path.exists():
         return np.load(path)
-    losses = np.concatenate([ctc_loss(y[i:i + 1024], model(x[i:i + 1024].astype(np.float32), training=False)).numpy()
-                             for i in range(0, len(x), 1024)])
+    from keras import ops
+
+    losses = np.concatenate([
+        ops.convert_to_numpy(ctc_loss(y[i:i + 1024], model(x[i:i + 1024].astype(np.float32), training=False)))
+        for i in range(0, len(x), 1024)])
     rank = np.argsort(-losses, kind="stable")
     lo, hi = (int(f * len(x)) for f in HARD_BAND)
     w = np.ones(len(x), np.float32)
@@ -274,6 +279,22 @@ def _block(layer: str) -> str:
     return layer[len(EXTRA):].rsplit("_", 1)[0]
 
 
+def training_crops(args, n_train: int, n_scene: int, log) -> dict[str, np.ndarray]:
+    """Drawn crops and, with --scene-crops, plates cut from rendered frames; as the reader sees them."""
+    from agent.recognise.preprocess import local_contrast
+
+    train = cached_chunks(args.work, "train", n_train,
+                          functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK, conditions=args.conditions),
+                          log, args.workers)
+    if n_scene:
+        scenes = cached_chunks(args.work, "scene", n_scene,
+                               functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
+                                                 conditions=args.conditions), log, args.workers)
+        train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
+    train["x"] = np.stack([local_contrast(x) for x in train["x"]])
+    return train
+
+
 def main() -> None:
     args = parse_args(__doc__, "reader", seed=1, train_count=140_000, val_count=5_000, epochs=10, batch=256)
 
@@ -282,46 +303,48 @@ def main() -> None:
     log = setup_logging(args.work, "train_reader")
     t_start = time.time()
     log.info("reader training: %s", vars(args))
+    last = min(args.epochs, args.stop_after or args.epochs)
+    # A run that finished its epochs (here, or under another Keras backend on a lent GPU machine) only
+    # exports: its training crops are not made again.
+    trained = int(resume_state(args.work)["epoch"]) >= last and (args.work / "ckpt.weights.h5").exists()  # type: ignore[arg-type]
     n_train = args.train_count // CHUNK
-    n_val = max(1, args.val_count // CHUNK)
-    make_train = functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK, conditions=args.conditions)
-    train = cached_chunks(args.work, "train", n_train, make_train,
-                          log, args.workers)
-    val = cached_chunks(args.work, "val", n_val,
+    n_scene = max(1, args.scene_crops // CHUNK) if args.scene_crops else 0
+    val = cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
                         functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
-    if args.scene_crops:
-        scenes = cached_chunks(args.work, "scene", max(1, args.scene_crops // CHUNK),
-                               functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
-                                                 conditions=args.conditions), log, args.workers)
-        train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
+    train = None if trained else training_crops(args, n_train, n_scene, log)
     from agent.recognise.preprocess import local_contrast
 
-    for part in (train, val):  # chunks hold `reader_crop`s; the reader sees them as `reader_input` makes them
-        part["x"] = np.stack([local_contrast(x) for x in part["x"]])
-    log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
+    # Chunks hold `reader_crop`s; the reader sees them as `reader_input` makes them.
+    val["x"] = np.stack([local_contrast(x) for x in val["x"]])
+    log.info("data ready: %s train, %d val (%.0f s)", "no" if train is None else len(train["x"]), len(val["x"]),
+             time.time() - t_start)
 
     import keras
-    import tensorflow as tf
 
     seed_everything(args.seed)
     model = build_model()
     if args.init_from and not (args.work / "ckpt.weights.h5").exists():
         init_from(model, args.init_from, log)
-    start_epoch = prepare_model(model, args.work, len(train["x"]) // args.batch, args.epochs, ctc_loss, log,
-                                lr=args.lr)
-    xtr = train["x"][..., None]
-    ytr = train["y"].astype(np.float32)
-    weights = hard_weights(model, xtr, ytr, args.hard_weight, args.work, log) if args.hard_weight != 1 else None
-    last = min(args.epochs, args.stop_after or args.epochs)
-    if start_epoch < last:
+    steps = 1 if train is None else len(train["x"]) // args.batch
+    start_epoch = prepare_model(model, args.work, steps, args.epochs, ctc_loss, log, lr=args.lr)
+    if train is not None and start_epoch < last:
+        xtr = train["x"][..., None]
+        ytr = train["y"].astype(np.float32)
+        weights = hard_weights(model, xtr, ytr, args.hard_weight, args.work, log) if args.hard_weight != 1 else None
         model.fit(xtr, ytr, sample_weight=weights, batch_size=args.batch, epochs=last, initial_epoch=start_epoch,
                   validation_data=(val["x"][..., None], val["y"].astype(np.float32)), shuffle=True,
                   callbacks=[checkpoint_callback(args.work, log)], verbose=2)
+        record_run(args.work, time.time() - t_start)
     train_s = time.time() - t_start
+    if keras.backend.backend() != "tensorflow":
+        log.info("trained under %s in %.0f s; export needs TensorFlow: run the same command with it, which "
+                 "reuses %s and only exports", keras.backend.backend(), train_s, args.work / "ckpt.weights.h5")
+        return
 
     # Accuracy of the float model and of the exported int8 model on the held-out set.
     truth = labels_to_text(val["y"])
-    probs = tf.nn.softmax(model.predict(val["x"][..., None], batch_size=256, verbose=0)).numpy()
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(val["x"][..., None], batch_size=256,
+                                                                        verbose=0)))
     acc_float = float(np.mean([a == b for a, b in zip(greedy(probs), truth, strict=True)]))
     export = keras.Sequential([model, keras.layers.Softmax(name="probs")], name="reader_export")
     export.build((None, *model.input_shape[1:]))
@@ -339,14 +362,19 @@ def main() -> None:
         it.invoke()
         q_probs.append(it.get_tensor(outd["index"])[0])
     acc_int8 = float(np.mean([a == b for a, b in zip(greedy(np.array(q_probs)), truth, strict=True)]))
-    meta = {"model": "reader", "seed": args.seed, "train_samples": len(train["x"]), "val_samples": len(val["x"]),
+    import tensorflow as tf
+
+    state = resume_state(args.work)
+    meta = {"model": "reader", "seed": args.seed, "train_samples": (n_train + n_scene) * CHUNK,
+            "val_samples": len(val["x"]),
             "scene_crops": args.scene_crops, "hard_weight": args.hard_weight, "input_contrast": "local",
             "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
             "init_from": str(args.init_from.name) if args.init_from else None,
             "conditions": args.conditions or "all equally",
             "input": list(model.input_shape[1:]), "bytes": size,
             "val_exact_float": round(acc_float, 4), "val_exact_int8": round(acc_int8, 4),
-            "train_wall_s": round(train_s), "tensorflow": tf.__version__}
+            "train_wall_s": state.get("train_wall_s", round(train_s)), "tensorflow": tf.__version__,
+            "trained_with": state.get("backend", "tensorflow")}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 
