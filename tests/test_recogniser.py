@@ -143,6 +143,25 @@ def test_any_image_size_finds_the_plate(rec, size):
     assert reads, "no plate found"
 
 
+def test_a_piece_of_a_plate_is_read_as_the_whole_plate(rec, monkeypatch):
+    """A steeply sloping plate can come out of the frame's mask as a piece of itself, which reads as a
+    few unsure characters; the wider look must find and read the whole plate."""
+    from agent.recognise.detector import Detection
+    from sim.dataset import scene_samples
+
+    s = next(x for x in scene_samples(50, 99, ("day",)) if x.plates and x.plates[0]["in_frame"]
+             and x.plates[0]["char_height_px"] > 18 and not x.plates[0]["two_line"] and not x.plates[0]["occluded"])
+    truth = np.array(s.plates[0]["polygon"], np.float64)
+    piece = truth.copy()
+    piece[[0, 3]] = truth[[0, 3]] + 0.7 * (truth[[1, 2]] - truth[[0, 3]])  # its right 30 %
+    monkeypatch.setattr(rec, "detect", lambda img: [Detection(piece, 0.9)])
+    (first,) = [rec.read_detection(s.image, Detection(piece, 0.9))[2].reading]
+    assert first is None or first.vrm != s.plates[0]["vrm"]  # the piece alone does not read
+    reads = rec.recognise(s.image)
+    assert [r.vrm for r in reads] == [s.plates[0]["vrm"]]
+    assert reads[0].bbox[2] > 2 * Detection(piece, 0.9).bbox[2]
+
+
 def test_recognise_cli_json_lines_and_bad_files(tmp_path, small_set):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")

@@ -4,7 +4,9 @@ Frames up to about 2x the detector input are letterboxed whole; larger photograp
 at a finer scale so that small plates in large images are still found. Each plate found is then
 looked at again in a window around it, scaled so the plate is about REFINE_WIDTH detector pixels
 wide: at the frame's scale a plate is only a few mask cells tall, and its outline (which the reader's
-crop follows) comes out about a third more exact from the closer look.
+crop follows) comes out about a third more exact from the closer look. A plate sloping 25 degrees or
+more can come out of the frame's mask in pieces; the recogniser asks for a wider look (`context`)
+around any detection that read badly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from agent.recognise.runtime import Model
 
 TILE_SCALE = 0.4  # detector scale used for tiles of large images
 REFINE_WIDTH = 140.0  # plate width in detector pixels for the second, closer look
+# A steeply sloping plate can come out of the frame's mask as a piece of itself; looked at with the
+# piece this wide (detector pixels), a whole plate 2-5 times its width is at a scale the detector reads.
+CONTEXT_WIDTH = 35.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,21 @@ class PlateDetector:
         if not same:
             return d
         return min(same, key=lambda e: float(np.linalg.norm(e.quad.mean(axis=0) - c)))
+
+    def context(self, grey: np.ndarray, d: Detection) -> Detection | None:
+        """A larger plate that `d` is a piece of, seen in a wider window around it; None when there is
+        none. The recogniser asks only when `d` gave no confident read, so it costs nothing otherwise."""
+        c = d.quad.mean(axis=0)
+        ww = DET_W * max(d.size[0], d.size[1]) / CONTEXT_WIDTH
+        wh = ww * DET_H / DET_W
+        x0, y0 = int(max(0, c[0] - ww / 2)), int(max(0, c[1] - wh / 2))
+        x1, y1 = int(min(grey.shape[1], c[0] + ww / 2)), int(min(grey.shape[0], c[1] + wh / 2))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        prob, s = self.probability_map(grey[y0:y1, x0:x1])
+        larger = [e for e in self._components(prob, s, x0, y0)
+                  if overlap(e.bbox, d.bbox) > 0.5 and e.size[0] > 1.3 * d.size[0]]
+        return max(larger, key=lambda e: e.score) if larger else None
 
     def _components(self, prob: np.ndarray, scale: float, ox: int, oy: int,
                     threshold: float | None = None) -> list[Detection]:

@@ -19,6 +19,10 @@ from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_
 from agent.recognise.rectify import crop_plate
 from agent.recognise.runtime import Model, ModelError
 
+# A plate read with a least character probability under this (or not read) is looked at once more,
+# wider (`_wider_look`): a piece of a sloping plate reads as a few unsure characters.
+SECOND_LOOK_BELOW = 0.7
+
 RecogniserError = ModelError
 
 
@@ -119,6 +123,24 @@ class Recogniser:
         t.decode += time.perf_counter() - c
         return r, two, res
 
+    def _wider_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
+                    t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
+        """`d` read badly: it may be a piece of a steeply sloping plate (`PlateDetector.context`). The
+        whole plate's read replaces the piece's only where it is likelier."""
+        a = time.perf_counter()
+        grey = to_grey(img)
+        wider = self.detector.context(grey, d)
+        if wider is not None:
+            wider = self.detector.refine(grey, wider)
+        t.detect += time.perf_counter() - a
+        if wider is None:
+            return (d, *first)
+        r, two, res = self.read_detection(img, wider, t)
+        before = first[2].reading
+        if res.reading is not None and (before is None or res.reading.confidence > before.confidence):
+            return wider, r, two, res
+        return (d, *first)
+
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look."""
         grey = to_grey(img)
@@ -135,6 +157,8 @@ class Recogniser:
         reads = []
         for d in dets:
             r, two, res = self.read_detection(img, d, t)
+            if res.reading is None or res.reading.confidence < SECOND_LOOK_BELOW:
+                d, r, two, res = self._wider_look(img, d, (r, two, res), t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
