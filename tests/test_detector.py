@@ -71,18 +71,19 @@ def test_closer_look_keeps_the_first_outline_unless_it_finds_the_same_plate(det,
     assert (got is first) is kept
 
 
-def test_wider_look_finds_the_whole_plate_a_piece_belongs_to(det, monkeypatch):
-    # the frame's mask gave only the right end of a steeply sloping plate; the wider look sees all of it
-    plate = np.array([[8.0, 30], [48, 10], [48, 18], [8, 38]])
-    piece = det._components(draw([(np.array([[38.0, 15], [48, 10], [48, 18], [38, 23]]), 1.0)]), 1.0, 0, 0)[0]
+def test_other_outlines_include_the_whole_plate_a_piece_belongs_to(det, monkeypatch):
+    # the frame's mask gave only the left end of a steeply sloping plate; the other looks see all of it
+    # (near the corner, so every look's window starts at (0, 0) and the drawn map lines up with it)
+    plate = np.array([[2.0, 5], [42, 25], [42, 33], [2, 13]])
+    piece_cells = np.array([[2.0, 5], [12, 10], [12, 18], [2, 13]])
+    piece = det._components(draw([(piece_cells, 1.0)]), 1.0, 0, 0)[0]
     grey = np.zeros((DET_H, DET_W), np.uint8)
     monkeypatch.setattr(det, "probability_map", lambda img: (draw([(plate, 1.0)]), 1.0))
-    whole = det.context(grey, piece)
-    assert whole is not None
-    assert whole.size[0] / DET_STRIDE == pytest.approx(40 * np.hypot(1, 0.5), rel=0.15)
-    # where the wider look finds only the piece again, or nothing, there is no larger plate
-    monkeypatch.setattr(det, "probability_map", lambda img: (draw([(np.array([[38.0, 15], [48, 10], [48, 18],
-                                                                                [38, 23]]), 1.0)]), 1.0))
-    assert det.context(grey, piece) is None
+    found = det.alternatives(grey, piece)
+    assert len(found) == 1
+    assert found[0].size[0] / DET_STRIDE == pytest.approx(40 * np.hypot(1, 0.5), rel=0.15)
+    # where the other looks find only the piece again, or nothing, there is nothing else to try
+    monkeypatch.setattr(det, "probability_map", lambda img: (draw([(piece_cells, 1.0)]), 1.0))
+    assert det.alternatives(grey, piece) == []
     monkeypatch.setattr(det, "probability_map", lambda img: (draw([]), 1.0))
-    assert det.context(grey, piece) is None
+    assert det.alternatives(grey, piece) == []

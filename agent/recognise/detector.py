@@ -5,8 +5,8 @@ at a finer scale so that small plates in large images are still found. Each plat
 looked at again in a window around it, scaled so the plate is about REFINE_WIDTH detector pixels
 wide: at the frame's scale a plate is only a few mask cells tall, and its outline (which the reader's
 crop follows) comes out about a third more exact from the closer look. A plate sloping 25 degrees or
-more can come out of the frame's mask in pieces; the recogniser asks for a wider look (`context`)
-around any detection that read badly.
+more can come out of the frame's mask in pieces, and one beside a bright surround merged with it;
+for a detection that read badly the recogniser tries the other outlines `alternatives` finds.
 """
 
 from __future__ import annotations
@@ -115,35 +115,40 @@ class PlateDetector:
     def refine(self, grey: np.ndarray, d: Detection) -> Detection:
         """The same plate seen closer (see module docstring); the first outline when the closer look
         does not find it again."""
-        c = d.quad.mean(axis=0)
-        ww = max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0])
-        wh = ww * DET_H / DET_W
-        x0, y0 = int(max(0, c[0] - ww / 2)), int(max(0, c[1] - wh / 2))
-        x1, y1 = int(min(grey.shape[1], c[0] + ww / 2)), int(min(grey.shape[0], c[1] + wh / 2))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return d
-        prob, s = self.probability_map(grey[y0:y1, x0:x1])
         w0, h0 = max(d.size[0], 1e-6), max(d.size[1], 1e-6)
-        same = [e for e in self._components(prob, s, x0, y0) if overlap(e.bbox, d.bbox) > 0.5
-                and 0.5 < e.size[0] / w0 < 2.0 and 0.5 < e.size[1] / h0 < 2.0]  # the same plate
+        c = d.quad.mean(axis=0)
+        same = [e for e in self._look(grey, c, max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0]))
+                if overlap(e.bbox, d.bbox) > 0.5 and 0.5 < e.size[0] / w0 < 2.0 and 0.5 < e.size[1] / h0 < 2.0]
         if not same:
             return d
         return min(same, key=lambda e: float(np.linalg.norm(e.quad.mean(axis=0) - c)))
 
-    def context(self, grey: np.ndarray, d: Detection) -> Detection | None:
-        """A larger plate that `d` is a piece of, seen in a wider window around it; None when there is
-        none. The recogniser asks only when `d` gave no confident read, so it costs nothing otherwise."""
+    def alternatives(self, grey: np.ndarray, d: Detection) -> list[Detection]:
+        """Other outlines for a plate that read badly, for the recogniser to try. Closer: the regions
+        the closer look found within it that `refine` set aside as not the same size (a plate whose
+        mask merged with a bright surround comes out on its own there). Wider: a larger plate it is a
+        piece of (a plate sloping 25 degrees or more can come out of the frame's mask in pieces),
+        looked at with the piece CONTEXT_WIDTH detector pixels wide, then outlined closer."""
         c = d.quad.mean(axis=0)
-        ww = DET_W * max(d.size[0], d.size[1]) / CONTEXT_WIDTH
-        wh = ww * DET_H / DET_W
-        x0, y0 = int(max(0, c[0] - ww / 2)), int(max(0, c[1] - wh / 2))
-        x1, y1 = int(min(grey.shape[1], c[0] + ww / 2)), int(min(grey.shape[0], c[1] + wh / 2))
+        closer = [e for e in self._look(grey, c, max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0]))
+                  if overlap(e.bbox, d.bbox) > 0.5 and _iou(e.bbox, d.bbox) < 0.7]
+        wider = [e for e in self._look(grey, c, DET_W * max(d.size) / CONTEXT_WIDTH)
+                 if overlap(e.bbox, d.bbox) > 0.5 and e.size[0] > 1.3 * d.size[0]]
+        if wider:
+            whole = self.refine(grey, max(wider, key=lambda e: e.score))
+            if all(_iou(whole.bbox, e.bbox) < 0.7 for e in closer):
+                closer.append(whole)
+        return closer
+
+    def _look(self, grey: np.ndarray, centre: np.ndarray, width: float) -> list[Detection]:
+        """Plates in a window `width` image pixels wide (detector aspect) around `centre`."""
+        wh = width * DET_H / DET_W
+        x0, y0 = int(max(0, centre[0] - width / 2)), int(max(0, centre[1] - wh / 2))
+        x1, y1 = int(min(grey.shape[1], centre[0] + width / 2)), int(min(grey.shape[0], centre[1] + wh / 2))
         if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
+            return []
         prob, s = self.probability_map(grey[y0:y1, x0:x1])
-        larger = [e for e in self._components(prob, s, x0, y0)
-                  if overlap(e.bbox, d.bbox) > 0.5 and e.size[0] > 1.3 * d.size[0]]
-        return max(larger, key=lambda e: e.score) if larger else None
+        return self._components(prob, s, x0, y0)
 
     def _components(self, prob: np.ndarray, scale: float, ox: int, oy: int,
                     threshold: float | None = None) -> list[Detection]:

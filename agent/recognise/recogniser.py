@@ -19,8 +19,8 @@ from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_
 from agent.recognise.rectify import crop_plate
 from agent.recognise.runtime import Model, ModelError
 
-# A plate read with a least character probability under this (or not read) is looked at once more,
-# wider (`_wider_look`): a piece of a sloping plate reads as a few unsure characters.
+# A plate read with a least character probability under this (or not read) is looked at once more
+# from other outlines (`_second_look`): a piece of a sloping plate reads as a few unsure characters.
 SECOND_LOOK_BELOW = 0.7
 
 RecogniserError = ModelError
@@ -123,23 +123,20 @@ class Recogniser:
         t.decode += time.perf_counter() - c
         return r, two, res
 
-    def _wider_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
-                    t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
-        """`d` read badly: it may be a piece of a steeply sloping plate (`PlateDetector.context`). The
-        whole plate's read replaces the piece's only where it is likelier."""
+    def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
+                     t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
+        """`d` read badly: it may be a piece of a steeply sloping plate, or a plate merged with its
+        surround (`PlateDetector.alternatives`). The likeliest read of all the outlines is kept."""
         a = time.perf_counter()
-        grey = to_grey(img)
-        wider = self.detector.context(grey, d)
-        if wider is not None:
-            wider = self.detector.refine(grey, wider)
+        others = self.detector.alternatives(to_grey(img), d)
         t.detect += time.perf_counter() - a
-        if wider is None:
-            return (d, *first)
-        r, two, res = self.read_detection(img, wider, t)
-        before = first[2].reading
-        if res.reading is not None and (before is None or res.reading.confidence > before.confidence):
-            return wider, r, two, res
-        return (d, *first)
+        best = (d, *first)
+        for e in others:
+            r, two, res = self.read_detection(img, e, t)
+            now = best[3].reading
+            if res.reading is not None and (now is None or res.reading.confidence > now.confidence):
+                best = (e, r, two, res)
+        return best
 
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look."""
@@ -158,7 +155,7 @@ class Recogniser:
         for d in dets:
             r, two, res = self.read_detection(img, d, t)
             if res.reading is None or res.reading.confidence < SECOND_LOOK_BELOW:
-                d, r, two, res = self._wider_look(img, d, (r, two, res), t)
+                d, r, two, res = self._second_look(img, d, (r, two, res), t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
