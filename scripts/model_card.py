@@ -33,7 +33,9 @@ and CTC needs no per-character boxes. Two-line square plates are cut into halves
 before reading (`agent/recognise/preprocess.py`). Decoding applies UK syntax from `agent.plates`,
 substituting only characters the reader was unsure of; confident non-UK text is reported as
 `foreign` (`agent/recognise/decode.py`). At run time each plate is read from two crops, and from
-fourteen when those two disagree (`agent/recognise/consensus.py`).
+fourteen when those two disagree (`agent/recognise/consensus.py`); a plate that still reads badly is
+tried again with the other outlines a closer and a wider look find (`PlateDetector.alternatives`: the
+whole of a steep plate the frame's mask gave a piece of, a plate merged with a bright surround).
 
 Training data: simulated plate crops (`sim.dataset.plate_crop`) as a detector would hand them over:
 loose margins spanning the detector's measured box errors (crop 1.05-1.45x the plate width and

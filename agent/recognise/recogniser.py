@@ -126,7 +126,10 @@ class Recogniser:
     def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
                      t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
         """`d` read badly: it may be a piece of a steeply sloping plate, or a plate merged with its
-        surround (`PlateDetector.alternatives`). The likeliest read of all the outlines is kept."""
+        surround (`PlateDetector.alternatives`). The likeliest read of all the outlines is kept, but
+        only a UK mark and never one with fewer characters than the first: a second look is for the
+        whole plate, and a piece of a plate read alone as non-UK text (RB02 of RB02TXY, seen in the
+        demo) would be a confident partial read."""
         a = time.perf_counter()
         others = self.detector.alternatives(to_grey(img), d)
         t.detect += time.perf_counter() - a
@@ -134,7 +137,10 @@ class Recogniser:
         for e in others:
             r, two, res = self.read_detection(img, e, t)
             now = best[3].reading
-            if res.reading is not None and (now is None or res.reading.confidence > now.confidence):
+            new = res.reading
+            if new is None or new.format in ("foreign", "unknown"):
+                continue
+            if now is None or (new.confidence > now.confidence and len(new.vrm) >= len(now.vrm)):
                 best = (e, r, two, res)
         return best
 
