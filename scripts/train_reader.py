@@ -281,8 +281,6 @@ def _block(layer: str) -> str:
 
 def training_crops(args, n_train: int, n_scene: int, log) -> dict[str, np.ndarray]:
     """Drawn crops and, with --scene-crops, plates cut from rendered frames; as the reader sees them."""
-    from agent.recognise.preprocess import local_contrast
-
     train = cached_chunks(args.work, "train", n_train,
                           functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK, conditions=args.conditions),
                           log, args.workers)
@@ -291,8 +289,15 @@ def training_crops(args, n_train: int, n_scene: int, log) -> dict[str, np.ndarra
                                functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
                                                  conditions=args.conditions), log, args.workers)
         train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
-    train["x"] = np.stack([local_contrast(x) for x in train["x"]])
-    return train
+    return as_reader_sees(train)
+
+
+def as_reader_sees(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Chunks hold `reader_crop`s; the reader sees them as `reader_input` makes them (local contrast)."""
+    from agent.recognise.preprocess import local_contrast
+
+    part["x"] = np.stack([local_contrast(x) for x in part["x"]])
+    return part
 
 
 def main() -> None:
@@ -309,13 +314,10 @@ def main() -> None:
     trained = int(resume_state(args.work)["epoch"]) >= last and (args.work / "ckpt.weights.h5").exists()  # type: ignore[arg-type]
     n_train = args.train_count // CHUNK
     n_scene = max(1, args.scene_crops // CHUNK) if args.scene_crops else 0
-    val = cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
-                        functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
+    val = as_reader_sees(cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
+                                       functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log,
+                                       args.workers))
     train = None if trained else training_crops(args, n_train, n_scene, log)
-    from agent.recognise.preprocess import local_contrast
-
-    # Chunks hold `reader_crop`s; the reader sees them as `reader_input` makes them.
-    val["x"] = np.stack([local_contrast(x) for x in val["x"]])
     log.info("data ready: %s train, %d val (%.0f s)", "no" if train is None else len(train["x"]), len(val["x"]),
              time.time() - t_start)
 

@@ -84,6 +84,11 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / max(1, a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def _closer_width(d: Detection) -> float:
+    """Width in image pixels of the closer look's window: the plate REFINE_WIDTH detector pixels wide."""
+    return max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0])
+
+
 def overlap(a, b) -> float:
     """Intersection of two [x, y, w, h] boxes over the smaller one."""
     iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
@@ -117,7 +122,7 @@ class PlateDetector:
         does not find it again."""
         w0, h0 = max(d.size[0], 1e-6), max(d.size[1], 1e-6)
         c = d.quad.mean(axis=0)
-        same = [e for e in self._look(grey, c, max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0]))
+        same = [e for e in self._look(grey, c, _closer_width(d))
                 if overlap(e.bbox, d.bbox) > 0.5 and 0.5 < e.size[0] / w0 < 2.0 and 0.5 < e.size[1] / h0 < 2.0]
         if not same:
             return d
@@ -130,7 +135,7 @@ class PlateDetector:
         piece of (a plate sloping 25 degrees or more can come out of the frame's mask in pieces),
         looked at with the piece CONTEXT_WIDTH detector pixels wide, then outlined closer."""
         c = d.quad.mean(axis=0)
-        closer = [e for e in self._look(grey, c, max(DET_W * d.size[0] / REFINE_WIDTH, 2.0 * d.size[0]))
+        closer = [e for e in self._look(grey, c, _closer_width(d))
                   if overlap(e.bbox, d.bbox) > 0.5 and _iou(e.bbox, d.bbox) < 0.7]
         wider = [e for e in self._look(grey, c, DET_W * max(d.size) / CONTEXT_WIDTH)
                  if overlap(e.bbox, d.bbox) > 0.5 and e.size[0] > 1.3 * d.size[0]]

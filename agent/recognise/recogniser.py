@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.plates import Format
+from agent.plates import UK_FORMATS, Format
 from agent.recognise.confidence import ConfidenceModel, read_features
 from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, Consensus, first_views_agree, read_views
 from agent.recognise.decode import Reading, decode
@@ -138,7 +138,7 @@ class Recogniser:
             r, two, res = self.read_detection(img, e, t)
             now = best[3].reading
             new = res.reading
-            if new is None or new.format in ("foreign", "unknown"):
+            if new is None or new.format not in UK_FORMATS:
                 continue
             if now is None or (new.confidence > now.confidence and len(new.vrm) >= len(now.vrm)):
                 best = (e, r, two, res)
