@@ -176,6 +176,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
     if name == "reader":
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
+        ap.add_argument("--detector-crops", type=int, default=0,
+                        help="add this many plates cut from rendered frames along the shipped detector's outlines "
+                             "(models/detector.tflite; in chunks of 5,000)")
         ap.add_argument("--hard-weight", type=float, default=1.0,
                         help="count the crops the starting reader (--init-from) reads worst, bar the unreadable, "
                              "this many times (1: all alike)")

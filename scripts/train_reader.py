@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from train_common import (
+    ROOT,
     cached_chunks,
     checkpoint_callback,
     export_int8,
@@ -33,6 +34,7 @@ EXTRA = "extra_"  # names of the layers added after the first readers (see init_
 # The residual blocks, in the order they were added: each reader can start from one with fewer.
 EXTRA_BLOCKS = ("shape", "context", "shape2")
 CUTS_PER_PLATE = 2  # crops of each plate cut from a rendered frame, each with its own outline error
+DETECTOR_CUTS = 4  # crops of each plate cut along the detector's outline, each with a run-time view
 # Crops the starting reader reads worst, by its CTC loss, as shares of the training set: the worst 2 %
 # are mostly past reading (defocus, rain streaks, plates washed out by glare), the next 10 % are the
 # near misses (a faded half, N/M, D/O at 12-17 px characters) that `--hard-weight` counts more.
@@ -105,6 +107,56 @@ def make_scene_chunk(i: int, seed: int, per_chunk: int, conditions: str | None =
                 k += 1
         if k == per_chunk:
             break
+    return {"x": xs, "y": ys}
+
+
+def make_detector_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None,
+                        models: Path | None = None) -> dict[str, np.ndarray]:
+    """Plates cut from rendered frames along the shipped detector's own outlines (frame look, closer
+    look) with the run-time views: the outline errors the reader meets at run time, tails included (a
+    slope a few degrees off, an end merged with a bright surround, a glare-faded end cut off), which
+    the drawn noise of `make_scene_chunk` only approximates. The 640x360 frames are set in a
+    1280x720 one so the detector sees their plates at the run-time scale."""
+    import cv2
+
+    from agent.evaluate import overlap
+    from agent.recognise.consensus import VIEWS
+    from agent.recognise.detector import PlateDetector
+    from agent.recognise.preprocess import READER_H, READER_W, TWO_LINE_ASPECT, encode_label, reader_crop, to_grey
+    from agent.recognise.rectify import crop_plate
+    from agent.recognise.runtime import Model
+    from sim.dataset import parse_conditions, random_scenes
+
+    detector = PlateDetector(Model((models or ROOT / "models") / "detector.tflite", 1))
+    rng = np.random.default_rng([seed, 3000 + i])
+    xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
+    ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+    k = 0
+    scenes = random_scenes(rng, 10**9, parse_conditions(conditions), width=640, height=360, per_installation=4,
+                           foreign_rate=0.1, vehicle_counts=(2, 3, 4))
+    for img, truths, _cond in scenes:
+        if k == per_chunk:
+            break
+        grey = to_grey(img)
+        frame = cv2.copyMakeBorder(grey, 180, 180, 320, 320, cv2.BORDER_CONSTANT, value=int(np.median(grey)))
+        dets = [detector.refine(frame, d) for d in detector.detect(frame)]
+        for t in truths:
+            if not t.in_frame or t.occluded or t.char_height_px < 10:
+                continue
+            box = [t.bbox[0] + 320, t.bbox[1] + 180, t.bbox[2], t.bbox[3]]
+            found = [d for d in dets if overlap(box, d.bbox) > 0.3]
+            if not found:
+                continue
+            d = max(found, key=lambda d: overlap(box, d.bbox))
+            w, h = d.size
+            lab = encode_label(t.vrm)
+            for _ in range(min(DETECTOR_CUTS, per_chunk - k)):
+                v = VIEWS[int(rng.integers(len(VIEWS)))]
+                crop = crop_plate(frame, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up)
+                xs[k] = reader_crop(crop, w / max(h, 1e-6) < TWO_LINE_ASPECT)
+                ys[k, : len(lab)] = lab
+                ys[k, MAX_LABEL] = len(lab)
+                k += 1
     return {"x": xs, "y": ys}
 
 
@@ -289,6 +341,11 @@ def training_crops(args, n_train: int, n_scene: int, log) -> dict[str, np.ndarra
                                functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
                                                  conditions=args.conditions), log, args.workers)
         train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
+    if args.detector_crops:
+        found = cached_chunks(args.work, "detector", max(1, args.detector_crops // CHUNK),
+                              functools.partial(make_detector_chunk, seed=args.seed, per_chunk=CHUNK,
+                                                conditions=args.conditions), log, args.workers)
+        train = {k: np.concatenate([train[k], found[k]]) for k in train}
     return as_reader_sees(train)
 
 
@@ -367,9 +424,11 @@ def main() -> None:
     import tensorflow as tf
 
     state = resume_state(args.work)
-    meta = {"model": "reader", "seed": args.seed, "train_samples": (n_train + n_scene) * CHUNK,
+    n_found = max(1, args.detector_crops // CHUNK) if args.detector_crops else 0
+    meta = {"model": "reader", "seed": args.seed, "train_samples": (n_train + n_scene + n_found) * CHUNK,
             "val_samples": len(val["x"]),
-            "scene_crops": args.scene_crops, "hard_weight": args.hard_weight, "input_contrast": "local",
+            "scene_crops": args.scene_crops,
+            "detector_crops": args.detector_crops, "hard_weight": args.hard_weight, "input_contrast": "local",
             "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
             "init_from": str(args.init_from.name) if args.init_from else None,
             "conditions": args.conditions or "all equally",
