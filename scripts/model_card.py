@@ -71,6 +71,11 @@ LATER_STAGES = [(5, 8, 5e-4, "", "reader-wide", "10d89e5"),
                  "3c65c56")]
 
 
+# The shipped reader's last stage: later scripts take each epoch's order from the seed (for checkpoints
+# within an epoch), so they train an equally good reader but not the same bytes.
+FINAL_STAGE_COMMIT = "4e2aff0"
+
+
 def _stage(seed: int, epochs: int, lr: float, opts: str, init: str, work: str, final: bool) -> str:
     opts = f" {opts}" if opts else ""
     out = "" if final else f" --out train-runs/{work}/models"
@@ -80,8 +85,10 @@ def _stage(seed: int, epochs: int, lr: float, opts: str, init: str, work: str, f
 
 
 def _final_options(meta: dict) -> str:
-    scenes = int(meta.get("scene_crops", 0))
-    opts = [f"--train-count {meta['train_samples'] - scenes}", f"--scene-crops {scenes}"] if scenes else []
+    scenes, found = int(meta.get("scene_crops", 0)), int(meta.get("detector_crops", 0))
+    opts = [f"--train-count {meta['train_samples'] - scenes - found}"] if scenes or found else []
+    opts += [f"--scene-crops {scenes}"] if scenes else []
+    opts += [f"--detector-crops {found}"] if found else []
     if meta.get("conditions") not in (None, "all equally"):
         opts.append(f"--conditions {meta['conditions']}")
     if meta.get("hard_weight", 1) != 1:
@@ -115,8 +122,9 @@ def main(name: str) -> None:
             cmd = _stage(seed, epochs, lr, opts, prev, work, final=False)
             steps.append(f"with the scripts of commit {commit}: {cmd}")
             prev = work
-        steps.append(_stage(meta["seed"], meta["schedule_epochs"], meta["lr"], _final_options(meta), prev,
-                            "reader-final", final=True))
+        final = _stage(meta["seed"], meta["schedule_epochs"], meta["lr"], _final_options(meta), prev, "reader-final",
+                       final=True)
+        steps.append(f"with the scripts of commit {FINAL_STAGE_COMMIT}: {final}")
         steps.append("`python scripts/fit_confidence.py` (models/confidence.json)")
         lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
         lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]

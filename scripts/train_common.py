@@ -92,24 +92,73 @@ def record_run(work: Path, wall_s: float) -> None:
     (work / "state.json").write_text(json.dumps(st))
 
 
-def checkpoint_callback(work: Path, log: logging.Logger):
+# Within an epoch too, this often (the reader's epochs take about ten minutes on this machine's 2 cores).
+CHECKPOINT_S = 180.0
+
+
+def resume_point(work: Path) -> tuple[int, int]:
+    """(epochs done, batches done in the next one) of the last checkpoint."""
+    st = resume_state(work)
+    return int(st["epoch"]), int(st.get("batch", 0))  # type: ignore[call-overload]
+
+
+def epoch_order(n: int, batch: int, seed: int, epoch: int, skip: int = 0) -> np.ndarray:
+    """The samples of one epoch in training order, whole batches only, the first `skip` batches left
+    out: an epoch resumed from a checkpoint within it goes on with exactly the batches it had left."""
+    steps = n // batch
+    return np.random.default_rng([seed, epoch]).permutation(n)[skip * batch: steps * batch]
+
+
+def checkpoint_callback(work: Path, log: logging.Logger, every_s: float | None = None, skipped: int = 0):
+    """Saves the weights and how far training got, atomically: after every epoch and, with `every_s`,
+    within one that often (`skipped`: batches of this epoch done before this fit began)."""
     import keras
 
     class Checkpoint(keras.callbacks.Callback):
-        """Saves weights and the epoch count atomically after every epoch (a few minutes each)."""
+        def __init__(self) -> None:
+            super().__init__()
+            self.last = time.monotonic()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if every_s is not None and time.monotonic() - self.last >= every_s:
+                self._save(epoch=self.epoch, batch=skipped + batch + 1)
+                log.info("checkpoint: epoch %d, batch %d", self.epoch + 1, skipped + batch + 1)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            hist = list(resume_state(work).get("history", []))  # type: ignore[arg-type]
+            hist.append({k: float(v) for k, v in (logs or {}).items()})
+            self._save(epoch=epoch + 1, batch=0, history=hist)
+            log.info("epoch %d done: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()})
+
+        def _save(self, **progress: object) -> None:
+            # weights first: a stop between the two writes trains a few batches again, never skips any
             tmp = work / "ckpt.tmp.weights.h5"
             self.model.save_weights(tmp)
             os.replace(tmp, work / "ckpt.weights.h5")
             st = resume_state(work)
-            hist = list(st.get("history", []))  # type: ignore[arg-type]
-            hist.append({k: float(v) for k, v in (logs or {}).items()})
-            st.update(epoch=epoch + 1, history=hist)
-            (work / "state.json").write_text(json.dumps(st))
-            log.info("epoch %d done: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()})
+            st.update(progress)
+            tmp_state = work / "state.tmp.json"
+            tmp_state.write_text(json.dumps(st))
+            os.replace(tmp_state, work / "state.json")
+            self.last = time.monotonic()
 
     return Checkpoint()
+
+
+def fit_resumable(model, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None, batch: int, last: int,
+                  validation: tuple[np.ndarray, np.ndarray], work: Path, log: logging.Logger, seed: int) -> None:
+    """Train on arrays up to epoch `last`, from the last checkpoint, saving every CHECKPOINT_S seconds;
+    each epoch's order comes from the seed, so a resumed run sees the batches an uninterrupted one would."""
+    first, skip = resume_point(work)
+    for epoch in range(first, last):
+        order = epoch_order(len(x), batch, seed, epoch, skip if epoch == first else 0)
+        model.fit(x[order], y[order], sample_weight=None if weights is None else weights[order], batch_size=batch,
+                  epochs=epoch + 1, initial_epoch=epoch, validation_data=validation, shuffle=False,
+                  callbacks=[checkpoint_callback(work, log, CHECKPOINT_S, skip if epoch == first else 0)], verbose=2)
 
 
 def export_int8(model, representative: np.ndarray, out: Path, log: logging.Logger) -> int:
@@ -139,16 +188,16 @@ def prepare_model(model, work: Path, steps_per_epoch: int, epochs: int, loss, lo
     it stopped; returns the epoch to start from."""
     import keras
 
-    start_epoch = int(resume_state(work)["epoch"])  # type: ignore[arg-type]
+    start_epoch, start_batch = resume_point(work)
     ckpt = work / "ckpt.weights.h5"
-    if start_epoch and ckpt.exists():
+    if (start_epoch or start_batch) and ckpt.exists():
         model.load_weights(ckpt)
-        log.info("resumed at epoch %d", start_epoch)
+        log.info("resumed at epoch %d, batch %d", start_epoch, start_batch)
     sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs, alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(sched), loss=loss)
-    if start_epoch:  # continue the learning-rate schedule where it stopped
+    if start_epoch or start_batch:  # continue the learning-rate schedule where it stopped
         model.optimizer.build(model.trainable_variables)
-        model.optimizer.iterations.assign(start_epoch * steps_per_epoch)
+        model.optimizer.iterations.assign(start_epoch * steps_per_epoch + start_batch)
     return start_epoch
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from train_common import (
     ROOT,
     cached_chunks,
-    checkpoint_callback,
     export_int8,
+    fit_resumable,
     parse_args,
     prepare_model,
     record_run,
@@ -390,9 +390,8 @@ def main() -> None:
         xtr = train["x"][..., None]
         ytr = train["y"].astype(np.float32)
         weights = hard_weights(model, xtr, ytr, args.hard_weight, args.work, log) if args.hard_weight != 1 else None
-        model.fit(xtr, ytr, sample_weight=weights, batch_size=args.batch, epochs=last, initial_epoch=start_epoch,
-                  validation_data=(val["x"][..., None], val["y"].astype(np.float32)), shuffle=True,
-                  callbacks=[checkpoint_callback(args.work, log)], verbose=2)
+        fit_resumable(model, xtr, ytr, weights, args.batch, last, (val["x"][..., None], val["y"].astype(np.float32)),
+                      args.work, log, args.seed)
         record_run(args.work, time.time() - t_start)
     train_s = time.time() - t_start
     if keras.backend.backend() != "tensorflow":

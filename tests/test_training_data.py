@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.plates import ALPHABET
 from agent.recognise.decode import decode
@@ -16,6 +18,7 @@ from agent.recognise.runtime import Model
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from train_common import epoch_order  # noqa: E402
 from train_reader import MAX_LABEL, make_detector_chunk  # noqa: E402
 
 
@@ -37,3 +40,20 @@ def test_detector_crops_are_the_plates_they_are_labelled_with():
     right = sum(r is not None and r.vrm == t for r, t in zip(reads, labels, strict=True))
     # clear daylight plates cut along the detector's outline: the shipped reader reads nearly all
     assert right >= 18, list(zip([r and r.vrm for r in reads], labels, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3000), batch=st.integers(1, 300), seed=st.integers(0, 2**31), epoch=st.integers(0, 50),
+       data=st.data())
+def test_a_resumed_epoch_goes_on_with_the_batches_it_had_left(n, batch, seed, epoch, data):
+    whole = epoch_order(n, batch, seed, epoch)
+    steps = n // batch
+    assert len(whole) == steps * batch and len(set(whole.tolist())) == len(whole) and (whole < n).all()
+    skip = data.draw(st.integers(0, steps))
+    rest = epoch_order(n, batch, seed, epoch, skip)
+    assert np.array_equal(np.concatenate([whole[: skip * batch], rest]), whole)
+
+
+def test_each_epoch_has_its_own_order_from_the_seed():
+    a, b = epoch_order(1000, 10, 9, 0), epoch_order(1000, 10, 9, 1)
+    assert not np.array_equal(a, b) and np.array_equal(a, epoch_order(1000, 10, 9, 0))
