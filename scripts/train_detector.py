@@ -229,7 +229,9 @@ def main() -> None:
         tp += int((p & t).sum())
         fp += int((p & ~t).sum())
         fn += int((~p & t).sum())
-    meta = {"model": "detector", "seed": args.seed, "train_samples": len(train["x"]), "epochs": last,
+    meta = {"model": "detector", "seed": args.seed, "train_samples": len(train["x"]), "epochs": last, "lr": args.lr,
+            "conditions": args.conditions or "all equally",
+            "init_from": str(args.init_from.parent.name) if args.init_from else None,
             "input": [DET_H, DET_W, 1], "train_crop": [TRAIN_H, TRAIN_W], "output_stride": DET_STRIDE, "bytes": size,
             "val_cell_recall_int8": round(tp / max(tp + fn, 1), 4),
             "val_cell_precision_int8": round(tp / max(tp + fp, 1), 4),
