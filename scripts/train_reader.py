@@ -41,18 +41,35 @@ DETECTOR_CUTS = 4  # crops of each plate cut along the detector's outline, each 
 HARD_BAND = (0.02, 0.12)
 
 
+def _empty_chunk(per_chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (reader size) and labels (class indices, -1 padded, length last) to fill."""
+    from agent.recognise.preprocess import READER_H, READER_W
+
+    return np.zeros((per_chunk, READER_H, READER_W), np.uint8), np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+
+
+def _rendered_frames(rng: np.random.Generator, conditions: str | None):
+    """Endless rendered frames with their plates that can be read whole (in frame, not covered, characters
+    10 px or more). Small frames: the plates are as many pixels as in 1280x720 ones (the focal length
+    scales with the width) and a frame costs a quarter as much to render."""
+    from sim.dataset import parse_conditions, random_scenes
+
+    for img, truths, _cond in random_scenes(rng, 10**9, parse_conditions(conditions), width=640, height=360,
+                                            per_installation=4, foreign_rate=0.1, vehicle_counts=(2, 3, 4)):
+        yield img, [t for t in truths if t.in_frame and not t.occluded and t.char_height_px >= 10]
+
+
 def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None) -> dict[str, np.ndarray]:
     import cv2
 
-    from agent.recognise.preprocess import HIDDEN_MARK, READER_H, READER_W, encode_label, reader_crop
+    from agent.recognise.preprocess import HIDDEN_MARK, encode_label, reader_crop
     from sim.dataset import parse_conditions, plate_crop
     from sim.plates import generate
     from sim.scene import Conditions
 
     rng = np.random.default_rng([seed, 1000 + i])
     conds = parse_conditions(conditions)
-    xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
-    ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+    xs, ys = _empty_chunk(per_chunk)
     for k in range(per_chunk):
         cond = Conditions.preset(conds[int(rng.integers(len(conds)))])
         if rng.random() < 0.04:  # negatives: bumpers, grilles, road, headlights; nothing to read
@@ -75,24 +92,16 @@ def make_scene_chunk(i: int, seed: int, per_chunk: int, conditions: str | None =
     """Plates cut out of whole rendered frames the way the recogniser cuts them (an outline off by
     what the detector's is, the run-time crop margins and shifts): the frame's own blur, exposure
     and compression, which crops drawn on their own only approximate."""
-    from agent.recognise.preprocess import READER_H, READER_W, TWO_LINE_ASPECT, encode_label, reader_crop
+    from agent.recognise.preprocess import TWO_LINE_ASPECT, encode_label, reader_crop
     from agent.recognise.rectify import crop_plate
-    from sim.dataset import parse_conditions, random_scenes
 
     rng = np.random.default_rng([seed, 2000 + i])
-    xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
-    ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+    xs, ys = _empty_chunk(per_chunk)
     k = 0
-    # Small frames: the plates are as many pixels as in 1280x720 ones (the focal length scales with the
-    # width) and a frame costs a quarter as much to render.
-    scenes = random_scenes(rng, 10**9, parse_conditions(conditions), width=640, height=360, per_installation=4,
-                           foreign_rate=0.1, vehicle_counts=(2, 3, 4))
-    for img, truths, _cond in scenes:
+    for img, truths in _rendered_frames(rng, conditions):
         for t in truths:
             if k == per_chunk:
                 break
-            if not t.in_frame or t.occluded or t.char_height_px < 10:
-                continue
             lab = encode_label(t.vrm)
             for _ in range(min(CUTS_PER_PLATE, per_chunk - k)):
                 q = np.array(t.polygon, float)
@@ -122,27 +131,21 @@ def make_detector_chunk(i: int, seed: int, per_chunk: int, conditions: str | Non
     from agent.evaluate import overlap
     from agent.recognise.consensus import VIEWS
     from agent.recognise.detector import PlateDetector
-    from agent.recognise.preprocess import READER_H, READER_W, TWO_LINE_ASPECT, encode_label, reader_crop, to_grey
+    from agent.recognise.preprocess import TWO_LINE_ASPECT, encode_label, reader_crop, to_grey
     from agent.recognise.rectify import crop_plate
     from agent.recognise.runtime import Model
-    from sim.dataset import parse_conditions, random_scenes
 
     detector = PlateDetector(Model((models or ROOT / "models") / "detector.tflite", 1))
     rng = np.random.default_rng([seed, 3000 + i])
-    xs = np.zeros((per_chunk, READER_H, READER_W), np.uint8)
-    ys = np.full((per_chunk, MAX_LABEL + 1), -1, np.int32)
+    xs, ys = _empty_chunk(per_chunk)
     k = 0
-    scenes = random_scenes(rng, 10**9, parse_conditions(conditions), width=640, height=360, per_installation=4,
-                           foreign_rate=0.1, vehicle_counts=(2, 3, 4))
-    for img, truths, _cond in scenes:
+    for img, truths in _rendered_frames(rng, conditions):
         if k == per_chunk:
             break
         grey = to_grey(img)
         frame = cv2.copyMakeBorder(grey, 180, 180, 320, 320, cv2.BORDER_CONSTANT, value=int(np.median(grey)))
         dets = [detector.refine(frame, d) for d in detector.detect(frame)]
         for t in truths:
-            if not t.in_frame or t.occluded or t.char_height_px < 10:
-                continue
             box = [t.bbox[0] + 320, t.bbox[1] + 180, t.bbox[2], t.bbox[3]]
             found = [d for d in dets if overlap(box, d.bbox) > 0.3]
             if not found:
