@@ -155,10 +155,11 @@ def fit_resumable(model, x: np.ndarray, y: np.ndarray, weights: np.ndarray | Non
     each epoch's order comes from the seed, so a resumed run sees the batches an uninterrupted one would."""
     first, skip = resume_point(work)
     for epoch in range(first, last):
-        order = epoch_order(len(x), batch, seed, epoch, skip if epoch == first else 0)
+        done = skip if epoch == first else 0
+        order = epoch_order(len(x), batch, seed, epoch, done)
         model.fit(x[order], y[order], sample_weight=None if weights is None else weights[order], batch_size=batch,
                   epochs=epoch + 1, initial_epoch=epoch, validation_data=validation, shuffle=False,
-                  callbacks=[checkpoint_callback(work, log, CHECKPOINT_S, skip if epoch == first else 0)], verbose=2)
+                  callbacks=[checkpoint_callback(work, log, CHECKPOINT_S, done)], verbose=2)
 
 
 def export_int8(model, representative: np.ndarray, out: Path, log: logging.Logger) -> int:

@@ -128,9 +128,8 @@ def make_detector_chunk(i: int, seed: int, per_chunk: int, conditions: str | Non
     1280x720 one so the detector sees their plates at the run-time scale."""
     import cv2
 
-    from agent.evaluate import overlap
     from agent.recognise.consensus import VIEWS
-    from agent.recognise.detector import PlateDetector
+    from agent.recognise.detector import PlateDetector, overlap
     from agent.recognise.preprocess import TWO_LINE_ASPECT, encode_label, reader_crop, to_grey
     from agent.recognise.rectify import crop_plate
     from agent.recognise.runtime import Model
@@ -144,7 +143,7 @@ def make_detector_chunk(i: int, seed: int, per_chunk: int, conditions: str | Non
             break
         grey = to_grey(img)
         frame = cv2.copyMakeBorder(grey, 180, 180, 320, 320, cv2.BORDER_CONSTANT, value=int(np.median(grey)))
-        dets = [detector.refine(frame, d) for d in detector.detect(frame)]
+        dets = detector.outlines(frame)
         for t in truths:
             box = [t.bbox[0] + 320, t.bbox[1] + 180, t.bbox[2], t.bbox[3]]
             found = [d for d in dets if overlap(box, d.bbox) > 0.3]
@@ -334,8 +333,14 @@ def _block(layer: str) -> str:
     return layer[len(EXTRA):].rsplit("_", 1)[0]
 
 
-def training_crops(args, n_train: int, n_scene: int, log) -> dict[str, np.ndarray]:
-    """Drawn crops and, with --scene-crops, plates cut from rendered frames; as the reader sees them."""
+def frame_chunks(count: int) -> int:
+    """Chunks for --scene-crops or --detector-crops `count` (at least one when asked for any)."""
+    return max(1, count // CHUNK) if count else 0
+
+
+def training_crops(args, n_train: int, n_scene: int, n_found: int, log) -> dict[str, np.ndarray]:
+    """Drawn crops and, with --scene-crops and --detector-crops, plates cut from rendered frames; as the
+    reader sees them."""
     train = cached_chunks(args.work, "train", n_train,
                           functools.partial(make_chunk, seed=args.seed, per_chunk=CHUNK, conditions=args.conditions),
                           log, args.workers)
@@ -344,8 +349,8 @@ def training_crops(args, n_train: int, n_scene: int, log) -> dict[str, np.ndarra
                                functools.partial(make_scene_chunk, seed=args.seed, per_chunk=CHUNK,
                                                  conditions=args.conditions), log, args.workers)
         train = {k: np.concatenate([train[k], scenes[k]]) for k in train}
-    if args.detector_crops:
-        found = cached_chunks(args.work, "detector", max(1, args.detector_crops // CHUNK),
+    if n_found:
+        found = cached_chunks(args.work, "detector", n_found,
                               functools.partial(make_detector_chunk, seed=args.seed, per_chunk=CHUNK,
                                                 conditions=args.conditions), log, args.workers)
         train = {k: np.concatenate([train[k], found[k]]) for k in train}
@@ -373,11 +378,11 @@ def main() -> None:
     # exports: its training crops are not made again.
     trained = int(resume_state(args.work)["epoch"]) >= last and (args.work / "ckpt.weights.h5").exists()  # type: ignore[arg-type]
     n_train = args.train_count // CHUNK
-    n_scene = max(1, args.scene_crops // CHUNK) if args.scene_crops else 0
+    n_scene, n_found = frame_chunks(args.scene_crops), frame_chunks(args.detector_crops)
     val = as_reader_sees(cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
                                        functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log,
                                        args.workers))
-    train = None if trained else training_crops(args, n_train, n_scene, log)
+    train = None if trained else training_crops(args, n_train, n_scene, n_found, log)
     log.info("data ready: %s train, %d val (%.0f s)", "no" if train is None else len(train["x"]), len(val["x"]),
              time.time() - t_start)
 
@@ -426,7 +431,6 @@ def main() -> None:
     import tensorflow as tf
 
     state = resume_state(args.work)
-    n_found = max(1, args.detector_crops // CHUNK) if args.detector_crops else 0
     meta = {"model": "reader", "seed": args.seed, "train_samples": (n_train + n_scene + n_found) * CHUNK,
             "val_samples": len(val["x"]),
             "scene_crops": args.scene_crops,

@@ -117,6 +117,10 @@ class PlateDetector:
             found.extend(self._components(prob, s, x0, y0))
         return self._suppress(found)
 
+    def outlines(self, grey: np.ndarray) -> list[Detection]:
+        """Plates in the frame, each outlined by a second, closer look."""
+        return [self.refine(grey, d) for d in self.detect(grey)]
+
     def refine(self, grey: np.ndarray, d: Detection) -> Detection:
         """The same plate seen closer (see module docstring); the first outline when the closer look
         does not find it again."""

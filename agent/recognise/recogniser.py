@@ -146,8 +146,7 @@ class Recogniser:
 
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look."""
-        grey = to_grey(img)
-        return [self.detector.refine(grey, d) for d in self.detector.detect(grey)]
+        return self.detector.outlines(to_grey(img))
 
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
         if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
