@@ -53,6 +53,7 @@ class Image(Doc):
 class Models(Doc):
     detector: str
     reader: str
+    outline: str | None = Field(None, description="The outline refiner, where the unit has one.")
 
 
 class Signature(Doc):

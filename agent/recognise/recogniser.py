@@ -15,6 +15,7 @@ from agent.recognise.confidence import ConfidenceModel, read_features
 from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, Consensus, first_views_agree, read_views
 from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
+from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
 from agent.recognise.runtime import Model, ModelError
@@ -78,6 +79,9 @@ class Recogniser:
         d = Path(models_dir)
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold)
         self.reader = Model(d / "reader.tflite", threads)
+        # optional: a models folder from before the refiner reads along the detector's own outlines
+        refiner = d / "outline.tflite"
+        self.outline = OutlineRefiner(Model(refiner, threads)) if refiner.is_file() else None
         if self.reader.output_shape[-1] not in (BLANK + 1, N_CLASSES):  # with or without the hidden class
             raise ModelError(f"{d / 'reader.tflite'}: output {self.reader.output_shape} is not (1, T, "
                              f"{BLANK + 1} or {N_CLASSES}) classes")
@@ -87,6 +91,8 @@ class Recogniser:
         except ValueError as e:
             raise ModelError(str(e)) from None
         self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
+        if self.outline is not None:
+            self.versions["outline"] = _version(refiner)
 
     def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
                        ) -> tuple[Reading | None, bool, Consensus]:
@@ -131,7 +137,8 @@ class Recogniser:
         whole plate, and a piece of a plate read alone as non-UK text (RB02 of RB02TXY, seen in the
         demo) would be a confident partial read."""
         a = time.perf_counter()
-        others = self.detector.alternatives(to_grey(img), d)
+        grey = to_grey(img)
+        others = [self._refined(grey, e) for e in self.detector.alternatives(grey, d)]
         t.detect += time.perf_counter() - a
         best = (d, *first)
         for e in others:
@@ -145,8 +152,12 @@ class Recogniser:
         return best
 
     def detect(self, img: np.ndarray) -> list[Detection]:
-        """Plates in the frame, each outlined by a second, closer look."""
-        return self.detector.outlines(to_grey(img))
+        """Plates in the frame, each outlined by a second, closer look and then the outline refiner."""
+        grey = to_grey(img)
+        return [self._refined(grey, d) for d in self.detector.outlines(grey)]
+
+    def _refined(self, grey: np.ndarray, d: Detection) -> Detection:
+        return d if self.outline is None else self.outline.refine(grey, d)
 
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
         if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:

@@ -10,10 +10,10 @@ MARGIN_H = 0.40  # total extra height
 MAX_W = 256
 
 
-def crop_plate(img: np.ndarray, quad: np.ndarray, margin_w: float = MARGIN_W, margin_h: float = MARGIN_H,
-               shift: float = 0.0, shift_up: float = 0.0) -> np.ndarray:
-    """`shift` moves the crop along the plate by that share of the plate's width, `shift_up` up it by
-    that share of its height."""
+def plate_transform(quad: np.ndarray, margin_w: float = MARGIN_W, margin_h: float = MARGIN_H, shift: float = 0.0,
+                    shift_up: float = 0.0, max_w: int = MAX_W) -> tuple[np.ndarray, tuple[int, int]]:
+    """The perspective matrix from image to crop, and the crop's (width, height): what `crop_plate`
+    cuts, for code that also needs to map points between the two (the outline refiner)."""
     q = np.asarray(quad, np.float64)
     c = q.mean(axis=0) + shift * (q[1] - q[0] + q[2] - q[3]) / 2 - shift_up * (q[3] - q[0] + q[2] - q[1]) / 2
     w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
@@ -26,8 +26,15 @@ def crop_plate(img: np.ndarray, quad: np.ndarray, margin_w: float = MARGIN_W, ma
     W, H = w * (1 + margin_w), h * (1 + margin_h)
     src = np.array([c - u * W / 2 - v * H / 2, c + u * W / 2 - v * H / 2, c + u * W / 2 + v * H / 2,
                     c - u * W / 2 + v * H / 2], np.float32)
-    k = min(1.0, MAX_W / W)
+    k = min(1.0, max_w / W)
     ow, oh = max(8, int(round(W * k))), max(4, int(round(H * k)))
     dst = np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], np.float32)
-    M = cv2.getPerspectiveTransform(src, dst)
-    return cv2.warpPerspective(img, M, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.getPerspectiveTransform(src, dst), (ow, oh)
+
+
+def crop_plate(img: np.ndarray, quad: np.ndarray, margin_w: float = MARGIN_W, margin_h: float = MARGIN_H,
+               shift: float = 0.0, shift_up: float = 0.0) -> np.ndarray:
+    """`shift` moves the crop along the plate by that share of the plate's width, `shift_up` up it by
+    that share of its height."""
+    M, size = plate_transform(quad, margin_w, margin_h, shift, shift_up)
+    return cv2.warpPerspective(img, M, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
