@@ -202,7 +202,8 @@ def prepare_model(model, work: Path, steps_per_epoch: int, epochs: int, loss, lo
     return start_epoch
 
 
-def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int, epochs: int, batch: int):
+def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int, epochs: int, batch: int,
+               lr: float = 2e-3):
     """The command line both training scripts share."""
     import argparse
 
@@ -215,7 +216,7 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
     ap.add_argument("--work", type=Path, default=ROOT / "train-runs" / name)
     ap.add_argument("--out", type=Path, default=ROOT / "models")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the cosine schedule")
+    ap.add_argument("--lr", type=float, default=lr, help="peak learning rate of the cosine schedule")
     ap.add_argument("--stop-after", type=int, default=None,
                     help="stop after this epoch (the learning-rate schedule still spans --epochs)")
     ap.add_argument("--conditions", default=None,
@@ -227,8 +228,8 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
         ap.add_argument("--detector-crops", type=int, default=0,
-                        help="add this many plates cut from rendered frames along the shipped detector's outlines "
-                             "(models/detector.tflite; in chunks of 5,000)")
+                        help="add this many plates cut from rendered frames along the outlines the recogniser reads "
+                             "along (models/detector.tflite, refined by models/outline.tflite; in chunks of 5,000)")
         ap.add_argument("--hard-weight", type=float, default=1.0,
                         help="count the crops the starting reader (--init-from) reads worst, bar the unreadable, "
                              "this many times (1: all alike)")

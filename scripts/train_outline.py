@@ -148,7 +148,7 @@ def corner_error(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def main() -> None:
-    args = parse_args(__doc__, "outline", seed=5, train_count=60_000, val_count=3_000, epochs=12, batch=64)
+    args = parse_args(__doc__, "outline", seed=5, train_count=60_000, val_count=3_000, epochs=10, batch=64, lr=1e-3)
     log = setup_logging(args.work, "train_outline")
     t_start = time.time()
     log.info("outline training: %s", vars(args))

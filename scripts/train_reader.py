@@ -121,20 +121,21 @@ def make_scene_chunk(i: int, seed: int, per_chunk: int, conditions: str | None =
 
 def make_detector_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None,
                         models: Path | None = None) -> dict[str, np.ndarray]:
-    """Plates cut from rendered frames along the shipped detector's own outlines (frame look, closer
-    look) with the run-time views: the outline errors the reader meets at run time, tails included (a
-    slope a few degrees off, an end merged with a bright surround, a glare-faded end cut off), which
-    the drawn noise of `make_scene_chunk` only approximates. The 640x360 frames are set in a
-    1280x720 one so the detector sees their plates at the run-time scale."""
+    """Plates cut from rendered frames along the outlines the recogniser reads along (the shipped
+    detector's frame look and closer look, then the outline refiner where `models` has one) with the
+    run-time views: the outline errors the reader meets at run time, tails included (a slope a few
+    degrees off, an end merged with a bright surround, a glare-faded end cut off), which the drawn
+    noise of `make_scene_chunk` only approximates. The 640x360 frames are set in a 1280x720 one so
+    the detector sees their plates at the run-time scale."""
     import cv2
 
+    from agent.recognise import Recogniser
     from agent.recognise.consensus import VIEWS
-    from agent.recognise.detector import PlateDetector, overlap
+    from agent.recognise.detector import overlap
     from agent.recognise.preprocess import TWO_LINE_ASPECT, encode_label, reader_crop, to_grey
     from agent.recognise.rectify import crop_plate
-    from agent.recognise.runtime import Model
 
-    detector = PlateDetector(Model((models or ROOT / "models") / "detector.tflite", 1))
+    recogniser = Recogniser(models or ROOT / "models", 1, calibrated=False)
     rng = np.random.default_rng([seed, 3000 + i])
     xs, ys = _empty_chunk(per_chunk)
     k = 0
@@ -143,7 +144,7 @@ def make_detector_chunk(i: int, seed: int, per_chunk: int, conditions: str | Non
             break
         grey = to_grey(img)
         frame = cv2.copyMakeBorder(grey, 180, 180, 320, 320, cv2.BORDER_CONSTANT, value=int(np.median(grey)))
-        dets = detector.outlines(frame)
+        dets = recogniser.detect(frame)
         for t in truths:
             box = [t.bbox[0] + 320, t.bbox[1] + 180, t.bbox[2], t.bbox[3]]
             found = [d for d in dets if overlap(box, d.bbox) > 0.3]
