@@ -87,28 +87,34 @@ def test_accuracy_on_held_out_simulated_scenes(rec, small_set):
     assert res["plates"] == len(eligible) - hidden
 
 
+def _found_plates(small_set, find):
+    """(grey frame, labelled plate, its outline from `find(grey)`) for each fully visible plate with
+    characters >= 12 px that `find` outlines."""
+    from agent.recognise.detector import overlap
+    from agent.recognise.preprocess import to_grey
+
+    for line in (small_set / "labels.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        grey = to_grey(cv2.imread(str(small_set / r["file"]), cv2.IMREAD_UNCHANGED))
+        dets = find(grey)
+        for p in r["plates"]:
+            d = next((d for d in dets if overlap(p["bbox"], d.bbox) > 0.3), None)
+            if d is not None and p["in_frame"] and p["char_height_px"] >= 12 and not p["occluded"]:
+                yield grey, p, d
+
+
 def test_closer_look_outlines_plates_more_exactly(rec, small_set):
     """The second, closer look at each plate must bring its outline nearer the true one on average,
     and never lose a plate the first look found."""
     from agent.recognise.detector import overlap
-    from agent.recognise.preprocess import to_grey
 
     first, closer = [], []
-    for line in (small_set / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        grey = to_grey(cv2.imread(str(small_set / r["file"]), cv2.IMREAD_UNCHANGED))
-        dets = rec.detector.detect(grey)
-        for p in r["plates"]:
-            if not p["in_frame"] or p["char_height_px"] < 12 or p["occluded"]:
-                continue
-            d = next((d for d in dets if overlap(p["bbox"], d.bbox) > 0.3), None)
-            if d is None:
-                continue
-            e = rec.detector.refine(grey, d)
-            assert overlap(p["bbox"], e.bbox) > 0.3
-            truth = np.array(p["polygon"])
-            first.append(np.abs(d.quad - truth).mean() / d.size[1])
-            closer.append(np.abs(e.quad - truth).mean() / d.size[1])
+    for grey, p, d in _found_plates(small_set, rec.detector.detect):
+        e = rec.detector.refine(grey, d)
+        assert overlap(p["bbox"], e.bbox) > 0.3
+        truth = np.array(p["polygon"])
+        first.append(np.abs(d.quad - truth).mean() / d.size[1])
+        closer.append(np.abs(e.quad - truth).mean() / d.size[1])
     assert len(first) >= 40
     assert np.mean(closer) < 0.85 * np.mean(first), (np.mean(first), np.mean(closer))
 
@@ -116,25 +122,17 @@ def test_closer_look_outlines_plates_more_exactly(rec, small_set):
 def test_outline_refiner_puts_outlines_nearer_the_plates(rec, small_set):
     """The refiner must bring the closer look's outline nearer the true one on average (its ends
     above all, where the reader goes wrong), and the recogniser must read along the refined outline."""
-    from agent.recognise.detector import overlap
     from agent.recognise.preprocess import to_grey
 
     assert rec.outline is not None and "outline" in rec.versions
     before, after = [], []
-    for line in (small_set / "labels.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        grey = to_grey(cv2.imread(str(small_set / r["file"]), cv2.IMREAD_UNCHANGED))
-        dets = rec.detector.outlines(grey)
-        for p in r["plates"]:
-            d = next((d for d in dets if overlap(p["bbox"], d.bbox) > 0.3), None)
-            if d is None or not p["in_frame"] or p["char_height_px"] < 12 or p["occluded"]:
-                continue
-            e = rec.outline.refine(grey, d)
-            truth = np.array(p["polygon"])
-            before.append(np.abs(d.quad - truth)[:, 0].mean() / d.size[0])
-            after.append(np.abs(e.quad - truth)[:, 0].mean() / d.size[0])
+    for grey, p, d in _found_plates(small_set, rec.detector.outlines):
+        e = rec.outline.refine(grey, d)
+        truth = np.array(p["polygon"])
+        before.append(np.abs(d.quad - truth)[:, 0].mean() / d.size[0])
+        after.append(np.abs(e.quad - truth)[:, 0].mean() / d.size[0])
     assert len(before) >= 40
-    assert np.mean(after) < 0.8 * np.mean(before), (np.mean(before), np.mean(after))
+    assert np.mean(after) < 0.5 * np.mean(before), (np.mean(before), np.mean(after))
     first = json.loads((small_set / "labels.jsonl").read_text().splitlines()[0])["file"]
     grey = to_grey(cv2.imread(str(small_set / first), cv2.IMREAD_UNCHANGED))
     for d, e in zip(rec.detector.outlines(grey), rec.detect(grey), strict=True):
