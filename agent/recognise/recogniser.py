@@ -1,5 +1,5 @@
-"""The recogniser: detect plates in a frame, straighten each (a few crops of it), read them, decode with
-UK syntax and take the read the crops agree on."""
+"""The recogniser: detect plates in a frame and refine their outlines, straighten each (a few crops of
+it), read them, decode with UK syntax and take the read the crops agree on."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class StageTimes:
 
 
 class Recogniser:
-    """Loads both models once; `recognise` is safe to call for every frame."""
+    """Loads the models once; `recognise` is safe to call for every frame."""
 
     def __init__(self, models_dir: Path | str = "models", threads: int = 1, det_threshold: float = 0.5,
                  views: int = DEFAULT_VIEWS, calibrated: bool = True) -> None:
