@@ -162,6 +162,17 @@ def fit_resumable(model, x: np.ndarray, y: np.ndarray, weights: np.ndarray | Non
                   callbacks=[checkpoint_callback(work, log, CHECKPOINT_S, done)], verbose=2)
 
 
+def separable(x, channels: int, stride: int = 1, dilation: int = 1):
+    """Separable 3x3 convolution, batch norm, ReLU: the block both the detector and the outline refiner
+    are built from."""
+    from keras import layers
+
+    x = layers.SeparableConv2D(channels, 3, strides=stride, dilation_rate=dilation, padding="same",
+                               use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    return layers.ReLU()(x)
+
+
 def export_int8(model, representative: np.ndarray, out: Path, log: logging.Logger) -> int:
     """Full-integer int8 TFLite (uint8 in/out) calibrated on `representative` (N,H,W,1 uint8)."""
     import tensorflow as tf

@@ -23,6 +23,7 @@ from train_common import (
     parse_args,
     prepare_model,
     seed_everything,
+    separable,
     setup_logging,
 )
 
@@ -105,29 +106,24 @@ def build_model(height: int = TRAIN_H, width: int = TRAIN_W):
     import keras
     from keras import layers
 
-    def sep(x, ch, stride=1, dil=1):
-        x = layers.SeparableConv2D(ch, 3, strides=stride, dilation_rate=dil, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        return layers.ReLU()(x)
-
     inp = keras.Input((height, width, 1), name="frame")
     x = layers.Rescaling(1 / 255.0)(inp)
     x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)  # 1/2
-    s4 = sep(x, 32, 2)  # 1/4
-    x = sep(s4, 48, 2)
-    s8 = sep(x, 48)  # 1/8
-    x = sep(s8, 64, 2)
-    x = sep(x, 64, dil=2)
-    x = sep(x, 64, dil=4)  # 1/16, wide context
+    s4 = separable(x, 32, 2)  # 1/4
+    x = separable(s4, 48, 2)
+    s8 = separable(x, 48)  # 1/8
+    x = separable(s8, 64, 2)
+    x = separable(x, 64, dilation=2)
+    x = separable(x, 64, dilation=4)  # 1/16, wide context
     x = layers.Conv2D(48, 1, use_bias=False)(x)
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = layers.Add()([x, s8])
-    x = sep(x, 32)
+    x = separable(x, 32)
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = layers.Add()([x, s4])
-    x = sep(x, 16)
+    x = separable(x, 16)
     logits = layers.Conv2D(1, 1, name="logits")(x)
     return keras.Model(inp, logits, name="detector")
 

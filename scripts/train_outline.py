@@ -26,6 +26,7 @@ from train_common import (
     prepare_model,
     record_run,
     seed_everything,
+    separable,
     setup_logging,
 )
 
@@ -45,7 +46,7 @@ def _jitter(rng: np.random.Generator, quad: np.ndarray) -> np.ndarray:
     v = (q[3] - q[0] + q[2] - q[1]) / 2
     left, right = rng.normal(0, 0.05, 2)
     top, bottom = rng.normal(0, 0.1, 2)
-    tilt = rng.normal(0, 0.03)  # the right end up or down, in plate heights per plate width... scaled below
+    tilt = rng.normal(0, 0.03)  # the right end up or down by this share of the plate's width (~1.7 degrees)
     q[[0, 3]] -= left * u
     q[[1, 2]] += right * u
     q[[0, 1]] -= top * v
@@ -118,22 +119,17 @@ def build_model():
 
     from agent.recognise.outline import OUTLINE_H, OUTLINE_W
 
-    def sep(x, ch, stride=1):
-        x = layers.SeparableConv2D(ch, 3, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        return layers.ReLU()(x)
-
     inp = keras.Input((OUTLINE_H, OUTLINE_W, 1), name="crop")
     x = layers.Rescaling(1 / 255.0)(inp)
     x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False)(x)  # 20x64
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
-    x = sep(x, 32)
-    x = sep(x, 48, 2)  # 10x32
-    x = sep(x, 48)
-    x = sep(x, 64, 2)  # 5x16
-    x = sep(x, 64)
-    x = sep(x, 96, 2)  # 3x8
+    x = separable(x, 32)
+    x = separable(x, 48, 2)  # 10x32
+    x = separable(x, 48)
+    x = separable(x, 64, 2)  # 5x16
+    x = separable(x, 64)
+    x = separable(x, 96, 2)  # 3x8
     x = layers.Flatten()(x)  # where things are is the answer: keep the layout
     x = layers.Dense(96, activation="relu")(x)
     out = layers.Dense(8, name="corners")(x)
