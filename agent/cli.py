@@ -181,12 +181,25 @@ def eval_cmd(
                                                     "(sim labels); 0 scores all.")] = 12.0,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
                      ] = MAX_VIEWS,
+    split: Annotated[str, typer.Option(help="Real labels: the split to score (dev, train or all).")] = "dev",
+    licences: Annotated[str, typer.Option(help="Real labels: only items under these licence families, "
+                                               "comma-separated (CC0,MIT,CC BY,... or 'permissive').")] = "",
+    limit: Annotated[int | None, typer.Option(help="Real labels: score only the first N items.")] = None,
 ) -> None:
-    """Detection recall, exact-read rate, within-one rate, per format and condition, confusions."""
+    """Detection recall, exact-read rate, within-one rate, per format and condition, confusions. Real
+    photo labels (the shared set's real-read / real-detect labels.jsonl) are scored per kind, source
+    and country over one split."""
     from agent.evaluate import evaluate
+    from agent.evaluate_real import evaluate_real, is_real_labels
     from agent.recognise import Recogniser, RecogniserError
 
     try:
+        if labels.is_file() and is_real_labels(labels):
+            res = evaluate_real(labels, Recogniser(models, 1, views=views), min_confidence,
+                                split=None if split == "all" else split,
+                                licences=tuple(x for x in licences.split(",") if x), limit=limit)
+            _print_real(res, json_out)
+            return
         res = evaluate(labels, Recogniser(models, 1, views=views), min_confidence, min_char_px=min_char_px)
     except (RecogniserError, ValueError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
@@ -222,6 +235,28 @@ def eval_cmd(
     con.print(f"partly hidden plates read wrongly at >= {res['min_confidence']}: "
               f"{res['partly_hidden']['confident_wrong']} of {res['partly_hidden']['plates']} (in precision)")
     con.print("most confused (truth->read):", res["confused"] or "none")
+
+
+def _print_real(res: dict, json_out: bool) -> None:
+    if json_out:
+        typer.echo(json.dumps(res))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"anpr-edge eval {res['labels']} (split {res['split']}, threshold {res['min_confidence']})")
+    cols = ("group", "images", "plates", "detection recall", "exact", "wrong at threshold", "junk / image",
+            "ms p50")
+    for c in cols:
+        t.add_column(c)
+    for g in ("kind", "source", "country"):
+        for k, r in res[g].items():
+            t.add_row(k, str(r["images"]), str(r["plates"]),
+                      f"{r['detection_recall']:.2%}" if "detection_recall" in r else "-",
+                      f"{r['exact']:.2%}" if "exact" in r else "-",
+                      f"{r['wrong_at_threshold']} of {r['reads_at_threshold']}", f"{r['junk_reads_per_image']:.2f}",
+                      f"{r.get('ms_p50', 0):.0f}")
+    Console().print(t)
 
 
 @bench_app.command("recognise")

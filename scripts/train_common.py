@@ -235,6 +235,14 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                          "(default: every condition equally; validation data always uses every condition equally)")
     ap.add_argument("--init-from", type=Path, default=None,
                     help="weights (.weights.h5) of an earlier run to fine-tune from instead of starting at random")
+    ap.add_argument("--real", type=Path, default=None,
+                    help="the shared real-photo data folder (real-detect/, real-read/): add its train split")
+    ap.add_argument("--real-count", type=int, default=0, help="training samples made from --real")
+    ap.add_argument("--licences", default="",
+                    help="use only real items under these licence families, comma-separated "
+                         "(CC0,CC BY,MIT,Apache,BSD,ODbL or 'permissive' for CC0, CC BY, MIT, Apache, BSD)")
+    ap.add_argument("--init-shipped", action="store_true",
+                    help="start from the shipped int8 model in --out (dequantised) instead of at random")
     if name == "reader":
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
@@ -245,3 +253,79 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                         help="count the crops the starting reader (--init-from) reads worst, bar the unreadable, "
                              "this many times (1: all alike)")
     return ap.parse_args()
+
+
+def weights_from_tflite(model, path: Path, log: logging.Logger) -> None:
+    """Start a Keras model from a shipped int8 TFLite model of the same architecture: its convolutions'
+    weights dequantised, each batch norm made the identity plus the bias the converter folded into the
+    convolution before it. A clean clone has the shipped models but no float checkpoints
+    (train-runs/ is not committed), so a fine-tuning run starts from what is shipped."""
+    import tensorflow as tf
+    from keras import layers
+
+    it = tf.lite.Interpreter(model_path=str(path),
+                             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    details = {t["index"]: t for t in it.get_tensor_details()}
+
+    def const(i: int) -> np.ndarray:
+        q = details[i]["quantization_parameters"]
+        raw = it.get_tensor(i).astype(np.float32)
+        scales, zeros = q["scales"], q["zero_points"]
+        if len(scales) == 0:
+            return raw
+        dim = q["quantized_dimension"]
+        shape = [1] * raw.ndim
+        shape[dim] = -1
+        return (raw - zeros.reshape(shape)) * scales.reshape(shape)
+
+    ops = [o for o in it._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    pending_bias: np.ndarray | None = None
+    rescale = 1.0  # a Rescaling layer is folded into the first convolution's weights
+    k = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Rescaling):
+            rescale = float(layer.scale)
+        elif isinstance(layer, layers.SeparableConv2D):
+            dw, pw = ops[k], ops[k + 1]
+            k += 2
+            assert dw["op_name"] == "DEPTHWISE_CONV_2D" and pw["op_name"] == "CONV_2D", (layer.name, dw, pw)
+            d = const(dw["inputs"][1]) / rescale  # (1, kh, kw, C) -> (kh, kw, C, 1)
+            rescale = 1.0
+            p = const(pw["inputs"][1])  # (out, 1, 1, in) -> (1, 1, in, out)
+            layer.set_weights([d.transpose(1, 2, 3, 0), p.transpose(1, 2, 3, 0)])
+            pending_bias = const(pw["inputs"][2])
+        elif isinstance(layer, layers.Conv2D):
+            op = ops[k]
+            k += 1
+            assert op["op_name"] == "CONV_2D", (layer.name, op)
+            w = const(op["inputs"][1]).transpose(1, 2, 3, 0) / rescale
+            rescale = 1.0
+            b = const(op["inputs"][2])
+            if layer.use_bias:
+                layer.set_weights([w, b])
+                pending_bias = None
+            else:
+                layer.set_weights([w])
+                pending_bias = b
+        elif isinstance(layer, layers.BatchNormalization):
+            assert pending_bias is not None, layer.name
+            n = pending_bias.shape[0]
+            layer.set_weights([np.ones(n, np.float32), pending_bias, np.zeros(n, np.float32),
+                               np.full(n, 1.0 - layer.epsilon, np.float32)])
+            pending_bias = None
+    assert k == len(ops), f"{path}: {len(ops)} convolutions, the model has {k}"
+    log.info("initialised from the shipped %s (dequantised int8 weights)", path)
+
+
+def licence_families(args) -> tuple[str, ...]:
+    return tuple(x.strip() for x in args.licences.split(",") if x.strip())
+
+
+def real_sources(args) -> list[dict[str, object]]:
+    """What of the real data a run trained on (source, licence, items), for the model card."""
+    if not (args.real and args.real_count):
+        return []
+    from real_data import sources
+
+    return sources(args.real.resolve(), licence_families(args))

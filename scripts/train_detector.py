@@ -20,11 +20,14 @@ from train_common import (
     cached_chunks,
     checkpoint_callback,
     export_int8,
+    licence_families,
     parse_args,
     prepare_model,
+    real_sources,
     seed_everything,
     separable,
     setup_logging,
+    weights_from_tflite,
 )
 
 CHUNK = 1000
@@ -153,6 +156,15 @@ def main() -> None:
                           make_train, log, args.workers)
     val = cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
                         functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
+    if args.real and args.real_count:
+        from real_data import detector_chunk
+
+        real = cached_chunks(args.work, "real", max(1, args.real_count // CHUNK),
+                             functools.partial(detector_chunk, data=args.real.resolve(), seed=args.seed,
+                                               per_chunk=CHUNK, licences=licence_families(args),
+                                               train_hw=(TRAIN_H, TRAIN_W)),
+                             log, args.workers)
+        train = {k: np.concatenate([train[k], real[k]]) for k in train}
     log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
 
     import keras
@@ -161,9 +173,12 @@ def main() -> None:
     seed_everything(args.seed)
     model = build_model()
     steps = len(train["x"]) // args.batch
-    if args.init_from and not (args.work / "ckpt.weights.h5").exists():
-        model.load_weights(args.init_from)
-        log.info("initialised from %s", args.init_from)
+    if not (args.work / "ckpt.weights.h5").exists():
+        if args.init_from:
+            model.load_weights(args.init_from)
+            log.info("initialised from %s", args.init_from)
+        elif args.init_shipped:
+            weights_from_tflite(model, args.out / "detector.tflite", log)
     start_epoch = prepare_model(model, args.work, steps, args.epochs, seg_loss, log, lr=args.lr)
     last = min(args.epochs, args.stop_after or args.epochs)
 
@@ -231,7 +246,9 @@ def main() -> None:
             "input": [DET_H, DET_W, 1], "train_crop": [TRAIN_H, TRAIN_W], "output_stride": DET_STRIDE, "bytes": size,
             "val_cell_recall_int8": round(tp / max(tp + fn, 1), 4),
             "val_cell_precision_int8": round(tp / max(tp + fp, 1), 4),
-            "train_wall_s": round(train_s), "tensorflow": tf.__version__}
+            "train_wall_s": round(train_s), "tensorflow": tf.__version__,
+            "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
+            "licences": args.licences or "all", "real_sources": real_sources(args)}
     (args.out / "detector.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 

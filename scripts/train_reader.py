@@ -19,12 +19,15 @@ from train_common import (
     cached_chunks,
     export_int8,
     fit_resumable,
+    licence_families,
     parse_args,
     prepare_model,
+    real_sources,
     record_run,
     resume_state,
     seed_everything,
     setup_logging,
+    weights_from_tflite,
 )
 
 MAX_LABEL = 12
@@ -355,6 +358,13 @@ def training_crops(args, n_train: int, n_scene: int, n_found: int, log) -> dict[
                               functools.partial(make_detector_chunk, seed=args.seed, per_chunk=CHUNK,
                                                 conditions=args.conditions), log, args.workers)
         train = {k: np.concatenate([train[k], found[k]]) for k in train}
+    if args.real and args.real_count:
+        from real_data import reader_chunk
+
+        real = cached_chunks(args.work, "real", frame_chunks(args.real_count),
+                             functools.partial(reader_chunk, data=args.real.resolve(), seed=args.seed, per_chunk=CHUNK,
+                                               licences=licence_families(args)), log, args.workers)
+        train = {k: np.concatenate([train[k], real[k]]) for k in train}
     return as_reader_sees(train)
 
 
@@ -369,7 +379,7 @@ def as_reader_sees(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def main() -> None:
     args = parse_args(__doc__, "reader", seed=1, train_count=140_000, val_count=5_000, epochs=10, batch=256)
 
-    if args.hard_weight != 1 and not args.init_from:
+    if args.hard_weight != 1 and not (args.init_from or args.init_shipped):
         raise SystemExit("--hard-weight needs --init-from: it weights the crops the starting reader reads worst")
     log = setup_logging(args.work, "train_reader")
     t_start = time.time()
@@ -391,8 +401,11 @@ def main() -> None:
 
     seed_everything(args.seed)
     model = build_model()
-    if args.init_from and not (args.work / "ckpt.weights.h5").exists():
-        init_from(model, args.init_from, log)
+    if not (args.work / "ckpt.weights.h5").exists():
+        if args.init_from:
+            init_from(model, args.init_from, log)
+        elif args.init_shipped:
+            weights_from_tflite(model, args.out / "reader.tflite", log)
     steps = 1 if train is None else len(train["x"]) // args.batch
     start_epoch = prepare_model(model, args.work, steps, args.epochs, ctc_loss, log, lr=args.lr)
     if train is not None and start_epoch < last:
@@ -442,7 +455,9 @@ def main() -> None:
             "input": list(model.input_shape[1:]), "bytes": size,
             "val_exact_float": round(acc_float, 4), "val_exact_int8": round(acc_int8, 4),
             "train_wall_s": state.get("train_wall_s", round(train_s)), "tensorflow": tf.__version__,
-            "trained_with": state.get("backend", "tensorflow")}
+            "trained_with": state.get("backend", "tensorflow"),
+            "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
+            "licences": args.licences or "all", "real_sources": real_sources(args)}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 

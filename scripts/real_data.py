@@ -1,0 +1,244 @@
+"""Real photographs as training samples for the detector and the reader (the shared data set's
+`real-detect` and `real-read`, train split only), with rendered UK plates composited into the real
+scenes at their labelled boxes: real vehicles, light, blur and JPEG around the UK typeface and formats,
+which the real data barely has (10 UK crops).
+
+Every maker is deterministic in (seed, chunk), as `train_common.cached_chunks` needs, and takes the
+licence families to keep (`--licences`), so a model can be trained on permissively licensed data only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import train_common  # noqa: F401  (puts the repository on sys.path)
+
+from agent.evaluate_real import read_labels
+
+COMPOSITE_RATE = 0.4  # share of labelled plates in real scenes replaced by a rendered UK plate
+
+
+@cache
+def detect_items(data: Path, licences: tuple[str, ...]) -> list[dict]:
+    return [r for r in read_labels(data / "real-detect" / "labels.jsonl", "train", licences) if r["plates"]]
+
+
+@cache
+def read_items(data: Path, licences: tuple[str, ...]) -> list[dict]:
+    from agent.plates import ALPHABET
+
+    return [r for r in read_labels(data / "real-read" / "labels.jsonl", "train", licences)
+            if r["text"] and all(c in ALPHABET for c in r["text"])]
+
+
+def sources(data: Path, licences: tuple[str, ...]) -> list[dict[str, object]]:
+    """Source, licence and item count of what training used, for the model card."""
+    from collections import Counter
+
+    c = Counter((r["source"], r["licence"], kind) for kind, items in
+                (("real-detect", detect_items(data, licences)), ("real-read", read_items(data, licences)))
+                for r in items)
+    return [{"set": k, "source": s, "licence": lic, "items": n} for (s, lic, k), n in sorted(c.items())]
+
+
+def bbox_quad(b: list[float]) -> np.ndarray:
+    x, y, w, h = b
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+
+
+def composite_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator):
+    """A rendered UK plate warped over the plate at `quad`, lit like the region it covers (its mean and
+    spread of brightness and its colour cast), blurred to the scene's sharpness; (image, text)."""
+    from sim.plates import generate
+    from sim.render import PlateStyle, render_plate
+
+    text = generate(rng, foreign_rate=0.0)
+    w = float(np.linalg.norm(quad[1] - quad[0]))
+    h = float(np.linalg.norm(quad[3] - quad[0]))
+    style = PlateStyle.random(rng, variety=0.3)
+    if w / max(h, 1e-6) < 2.6:
+        style = dataclasses.replace(style, two_line=True)
+    plate = render_plate(text, style, px_per_mm=max(1.0, min(4.0, 2.0 * w / 520)))
+    tex = plate.image.astype(np.float32)
+    ph, pw = tex.shape[:2]
+    # the label box is loose around the plate: the plate fills 85-100 % of it
+    c = quad.mean(axis=0)
+    fill = rng.uniform(0.85, 1.0, 2)
+    q = c + (quad - c) * np.array([fill[0], fill[1]])
+    q = q + rng.normal(0, 0.02 * h, q.shape)  # a little perspective
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    M = cv2.getPerspectiveTransform(src, q.astype(np.float32))
+    out_h, out_w = img.shape[:2]
+    region = cv2.warpPerspective(np.ones((ph, pw), np.float32), M, (out_w, out_h))
+    warped = cv2.warpPerspective(tex, M, (out_w, out_h), flags=cv2.INTER_AREA)
+    mask = region > 0.5
+    if mask.sum() < 20:
+        return img, None
+    under = img[mask].astype(np.float32)
+    lum = under.mean() / 255.0
+    # a plate is one of the brightest things around it: light it a little above what it covers
+    gain = float(np.clip(rng.uniform(0.9, 1.5) * lum / 0.75, 0.25, 1.2))
+    cast = np.clip(under.mean(axis=0) / max(under.mean(), 1.0), 0.7, 1.3) if img.ndim == 3 else 1.0
+    lit = warped * gain * (cast if img.ndim == 3 else 1.0)
+    lit = lit + rng.uniform(0, 40)  # ambient light lifts the dark characters
+    sigma = float(rng.uniform(0.0, 1.2)) * max(1.0, w / 150)
+    if sigma > 0.3:
+        lit = cv2.GaussianBlur(lit, (0, 0), sigma)
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
+    if img.ndim == 3:
+        soft = soft[..., None]
+    else:
+        lit = lit.mean(axis=2) if lit.ndim == 3 else lit
+    blended = img.astype(np.float32) * (1 - soft) + lit * soft
+    blended += rng.normal(0, rng.uniform(0, 6), blended.shape)
+    return np.clip(blended, 0, 255).astype(np.uint8), text.vrm
+
+
+def _jpeg(img: np.ndarray, rng: np.random.Generator, lo: int = 30) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(lo, 96))])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Light, blur, noise and compression beyond what a photograph already has."""
+    x = img.astype(np.float32) / 255.0
+    x = np.clip(x ** rng.uniform(0.6, 1.6) * rng.uniform(0.5, 1.3) + rng.uniform(-0.1, 0.1), 0, 1)
+    if rng.random() < 0.3:  # low contrast: haze, dirt, a dull day
+        x = 0.5 + (x - 0.5) * rng.uniform(0.4, 0.9)
+    out = (x * 255).astype(np.uint8)
+    if rng.random() < 0.4:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.5)))
+    if rng.random() < 0.3:
+        out = np.clip(out + rng.normal(0, rng.uniform(2, 12), out.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        out = _jpeg(out, rng)
+    return out
+
+
+def _scene(data: Path, r: dict) -> np.ndarray | None:
+    return cv2.imread(str(data / "real-detect" / r["file"]), cv2.IMREAD_COLOR)
+
+
+def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
+                   train_hw: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Windows of real scenes at the scales the run-time letterbox gives them (and up to 2.5x
+    closer, as the detector's second look sees a plate), with plate masks from the labelled boxes."""
+    from train_detector import plate_mask
+
+    from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W, to_grey
+
+    th, tw = train_hw
+    rng = np.random.default_rng([seed, 5000 + i])
+    items = detect_items(data, licences)
+    xs = np.zeros((per_chunk, th, tw), np.uint8)
+    ys = np.zeros((per_chunk, th // DET_STRIDE, tw // DET_STRIDE), np.uint8)
+    k = 0
+    while k < per_chunk:
+        r = items[int(rng.integers(len(items)))]
+        img = _scene(data, r)
+        if img is None:
+            continue
+        quads = [bbox_quad(p["bbox"]) for p in r["plates"]]
+        for q in quads:
+            if rng.random() < COMPOSITE_RATE and min(q[2] - q[0]) >= 12:
+                img, _ = composite_uk(img, q, rng)
+        if rng.random() < 0.3:
+            img = _jpeg(img, rng)
+        grey = to_grey(img)
+        h, w = grey.shape
+        s = min(DET_W / w, DET_H / h) * float(np.exp(rng.uniform(math.log(0.7), math.log(2.5))))
+        sw, sh = max(1, int(w * s)), max(1, int(h * s))
+        scaled = cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        canvas = np.zeros((max(sh, th), max(sw, tw)), np.uint8)
+        if rng.random() < 0.5:
+            canvas[:] = int(rng.integers(0, 256))
+        canvas[:sh, :sw] = scaled
+        ox = int(rng.integers(0, canvas.shape[1] - tw + 1))
+        oy = int(rng.integers(0, canvas.shape[0] - th + 1))
+        if rng.random() < 0.8:  # mostly windows that hold a plate
+            c = quads[int(rng.integers(len(quads)))].mean(axis=0) * s
+            ox = int(np.clip(c[0] - rng.uniform(0.1, 0.9) * tw, 0, canvas.shape[1] - tw))
+            oy = int(np.clip(c[1] - rng.uniform(0.1, 0.9) * th, 0, canvas.shape[0] - th))
+        xs[k] = photometric(canvas[oy:oy + th, ox:ox + tw], rng)
+        ys[k] = plate_mask([q * s - (ox, oy) for q in quads], (th, tw), DET_STRIDE)
+        k += 1
+    return {"x": xs, "y": ys}
+
+
+def _jitter_quad(q: np.ndarray, rng: np.random.Generator, size: float = 0.06, angle_deg: float = 4.0) -> np.ndarray:
+    """The outline off the way a detector's is: scaled, shifted, turned a little."""
+    c = q.mean(axis=0)
+    w = np.linalg.norm(q[1] - q[0])
+    h = np.linalg.norm(q[3] - q[0])
+    a = np.radians(rng.uniform(-angle_deg, angle_deg))
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    sc = 1 + rng.uniform(-size, size, 2)
+    shift = rng.normal(0, size / 2, 2) * (w, h)
+    return (q - c) * sc @ R.T + c + shift
+
+
+def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Real plates as the recogniser cuts them: a real crop (its own outline, or its outline in its
+    scene where the data has the scene), or a rendered UK plate composited into a real scene, each cut
+    with the run-time margins, an outline error and more light, blur and compression."""
+    from train_reader import MAX_LABEL, _empty_chunk
+
+    from agent.recognise.consensus import VIEWS
+    from agent.recognise.preprocess import TWO_LINE_ASPECT, encode_label, reader_crop
+    from agent.recognise.rectify import crop_plate
+
+    rng = np.random.default_rng([seed, 7000 + i])
+    crops, scenes = read_items(data, licences), detect_items(data, licences)
+    xs, ys = _empty_chunk(per_chunk)
+    k = 0
+    while k < per_chunk:
+        if rng.random() < 0.5:
+            r = crops[int(rng.integers(len(crops)))]
+            text = r["text"]
+            if r.get("scene") and rng.random() < 0.7:
+                img = cv2.imread(str(data / "real-read" / r["scene"]), cv2.IMREAD_COLOR)
+                quad = bbox_quad(r["bbox_in_scene"])
+            else:
+                img = cv2.imread(str(data / "real-read" / r["file"]), cv2.IMREAD_COLOR)
+                quad = None if img is None else bbox_quad([0, 0, img.shape[1], img.shape[0]])
+            if img is None:
+                continue
+        else:
+            r = scenes[int(rng.integers(len(scenes)))]
+            img = _scene(data, r)
+            ok = [p for p in r["plates"] if p["bbox"][2] >= 24] if img is not None else []
+            if not ok:
+                continue
+            quad = bbox_quad(ok[int(rng.integers(len(ok)))]["bbox"])
+            img, text = composite_uk(img, quad, rng)
+            if text is None:
+                continue
+            c = quad.mean(axis=0)
+            quad = c + (quad - c) * 0.93  # the plate inside its loose label box
+        v = VIEWS[int(rng.integers(len(VIEWS)))]
+        q = _jitter_quad(quad, rng)
+        try:
+            crop = crop_plate(img, q, v.margin_w, v.margin_h, v.shift, v.shift_up)
+        except ValueError:
+            continue
+        if rng.random() < 0.5:  # resolution loss: plates seen small
+            h = crop.shape[0]
+            target = float(rng.uniform(10, 40))
+            if h > target:
+                f = target / h
+                small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+                crop = cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
+        crop = photometric(crop, rng)
+        w = np.linalg.norm(q[1] - q[0])
+        h = np.linalg.norm(q[3] - q[0])
+        xs[k] = reader_crop(crop, w / max(h, 1e-6) < TWO_LINE_ASPECT)
+        lab = encode_label(text)
+        ys[k, : len(lab)] = lab
+        ys[k, MAX_LABEL] = len(lab)
+        k += 1
+    return {"x": xs, "y": ys}
