@@ -12,6 +12,7 @@ import numpy as np
 
 from agent.config import from_mapping
 from agent.local_broker import Mosquitto
+from agent.recognise.runtime import models_dir_or_shipped
 
 
 def rss_mb() -> float:
@@ -21,19 +22,20 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def _unit(folder: Path, broker_url: str, models: Path, realtime: bool, seed: int):
+def _unit(folder: Path, broker_url: str, models: Path | None, realtime: bool, seed: int):
     from agent.service import Unit
 
     cfg = from_mapping({
         "site": {"id": "BENCH"}, "camera": {"id": "cam1", "backend": "sim", "exposure_us": 600,
                                              "sim": {"seed": seed, "rate_per_hour": 1500, "realtime": realtime}},
-        "illuminator": {"backend": "sim"}, "recogniser": {"models_dir": str(models), "threads": 1},
+        "illuminator": {"backend": "sim"},
+        "recogniser": {"models_dir": str(models_dir_or_shipped(models)), "threads": 1},
         "uplink": {"broker": broker_url, "health_interval_s": 5}, "storage": {"state_dir": str(folder / "state")},
     }, "bench", environ={})
     return Unit(cfg, None, lossless=not realtime)
 
 
-def bench_pipeline(models: Path = Path("models"), latency_frames: int = 750, memory_frames: int = 10_000) -> dict:
+def bench_pipeline(models: Path | None = None, latency_frames: int = 750, memory_frames: int = 10_000) -> dict:
     import cv2
 
     cv2.setNumThreads(1)

@@ -38,16 +38,20 @@ def main(
     """Roadside ANPR camera unit software."""
 
 
-@config_app.command("check")
-def config_check(file: Annotated[Path, typer.Argument(help="TOML configuration file.")]) -> None:
-    """Validate a configuration file; exit 2 naming each bad field, its value and why."""
+def _load_config_or_exit(file: Path):
     from agent.config import ConfigError, load
 
     try:
-        cfg = load(file)
+        return load(file)
     except ConfigError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from None
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="TOML configuration file.")]) -> None:
+    """Validate a configuration file; exit 2 naming each bad field, its value and why."""
+    cfg = _load_config_or_exit(file)
     typer.echo(f"{file}: OK (site {cfg.site.id}, camera {cfg.camera.id}, backend {cfg.camera.backend})")
 
 
@@ -126,34 +130,48 @@ def _image_files(paths: list[Path]) -> list[Path]:
 def recognise(
     paths: Annotated[list[Path], typer.Argument(help="Images (jpg/png) and folders of images.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
-    models: Annotated[Path, typer.Option(help="Folder with detector.tflite and reader.tflite.")] = Path("models"),
+    models: Annotated[Path | None, typer.Option(help="Folder with the models (default: the shipped ones).")
+                      ] = None,
+    config: Annotated[Path | None, typer.Option(help="Unit configuration: its models, threshold and tiling.")
+                      ] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Publishing threshold (default: the configuration's, else 0.95).")] = None,
+    all_reads: Annotated[bool, typer.Option("--all", help="Also show reads under the threshold, each marked "
+                                                          "published true/false.")] = False,
+    tile: Annotated[bool, typer.Option(help="Also look at tiles of very large images (slower).")] = False,
     threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
                      ] = MAX_VIEWS,
 ) -> None:
-    """Read the plates in images; an unreadable file gives an error line and the command goes on."""
+    """Read the plates in images. By default only the reads the unit would publish (at or above the
+    threshold) are shown; an unreadable file gives an error line and the command goes on; the exit
+    status is 1 when every input failed."""
     import time
-
-    import cv2
 
     from agent.recognise import Recogniser, RecogniserError
 
+    thr = DEFAULT_MIN_CONFIDENCE
+    if config is not None:
+        cfg = _load_config_or_exit(config)
+        models = models or cfg.recogniser.models_dir
+        thr = cfg.recogniser.min_confidence
+        tile = tile or cfg.recogniser.tile
+    thr = thr if min_confidence is None else min_confidence
+    files = _image_files(paths)
+    if not files:
+        typer.echo("error: no images in " + ", ".join(map(str, paths)), err=True)
+        raise typer.Exit(2)
     try:
-        rec = Recogniser(models, threads, views=views)
+        rec = Recogniser(models, threads, views=views, tile=tile)
     except RecogniserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     failures = 0
-    for f in _image_files(paths):
+    for f in files:
         t0 = time.perf_counter()
-        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED) if f.is_file() else None
-        if img is not None and img.ndim == 3 and img.shape[2] == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-        if img is not None and img.dtype != "uint8":
-            img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
+        img, msg = _read_image(f)
         if img is None:
             failures += 1
-            msg = "not found" if not f.exists() else "not a readable image"
             typer.echo(json.dumps({"file": str(f), "error": msg}) if json_out else f"{f}: error: {msg}")
             continue
         try:
@@ -163,18 +181,43 @@ def recognise(
             typer.echo(json.dumps({"file": str(f), "error": str(e)}) if json_out else f"{f}: error: {e}")
             continue
         ms = (time.perf_counter() - t0) * 1000
+        shown = [r for r in reads if all_reads or r.confidence >= thr]
         if json_out:
-            typer.echo(json.dumps({"file": str(f), "reads": [r.to_json() for r in reads], "ms": round(ms, 1)}))
+            typer.echo(json.dumps({"file": str(f), "reads": [{**r.to_json(), "published": r.confidence >= thr}
+                                                             for r in shown],
+                                   "unpublished": len(reads) - sum(r.confidence >= thr for r in reads),
+                                   "ms": round(ms, 1)}))
         else:
-            shown = ", ".join(f"{r.vrm} ({r.format}, {r.confidence:.2f})" for r in reads) or "no plate read"
-            typer.echo(f"{f}: {shown}  [{ms:.0f} ms]")
+            text = ", ".join(f"{r.vrm} ({r.format}, {r.confidence:.2f}"
+                             + ("" if r.confidence >= thr else ", not published") + ")" for r in shown)
+            hidden = len(reads) - len(shown)
+            text = text or "no plate read" + (f" at >= {thr}" if hidden else "")
+            more = f" (+{hidden} under {thr}: --all shows them)" if hidden and not all_reads else ""
+            typer.echo(f"{f}: {text}{more}  [{ms:.0f} ms]")
+    if failures == len(files):
+        raise typer.Exit(1)
+
+
+def _read_image(f: Path):
+    """(image, None) or (None, why not): colour, grey, 16-bit and with alpha all become 8-bit."""
+    import cv2
+
+    img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED) if f.is_file() else None
+    if img is None:
+        return None, "not found" if not f.exists() else "not a readable image"
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if img.dtype != "uint8":
+        img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
+    return img, None
 
 
 @app.command("eval")
 def eval_cmd(
     labels: Annotated[Path, typer.Argument(help="labels.jsonl (from sim dataset) or labels.csv (file,vrm).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+    models: Annotated[Path | None, typer.Option(help="Folder with the models (default: the shipped ones).")
+                      ] = None,
     min_confidence: Annotated[float, typer.Option(help="Publishing threshold to report precision at.")
                               ] = DEFAULT_MIN_CONFIDENCE,
     min_char_px: Annotated[float, typer.Option(help="Score only plates with characters at least this tall "
@@ -262,12 +305,24 @@ def _print_real(res: dict, json_out: bool) -> None:
 @bench_app.command("recognise")
 def bench_recognise_cmd(
     frames: Annotated[int, typer.Option(help="Frames per case.")] = 200,
-    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+    models: Annotated[Path | None, typer.Option(help="Folder with the models (default: the shipped ones).")
+                      ] = None,
+    images: Annotated[Path | None, typer.Option(help="Also time every image in this folder (real photos).")
+                      ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most images timed from --images.")] = 300,
 ) -> None:
-    """Per-stage times and whole-frame p50/p99 at 1280x720 with one and three plates, one thread."""
-    from agent.bench_recognise import bench_recognise
+    """Per-stage times and whole-image p50/p99, one thread: simulated 1280x720 frames with one and three
+    plates and, with --images, real photographs."""
+    from agent.bench_recognise import bench_images, bench_recognise
 
-    typer.echo(json.dumps(bench_recognise(models, frames), indent=2))
+    result = bench_recognise(models, frames)
+    if images is not None:
+        files = _image_files([images])[:limit]
+        if not files:
+            typer.echo(f"error: no images in {images}", err=True)
+            raise typer.Exit(2)
+        result["images"] = bench_images(models, files)
+    typer.echo(json.dumps(result, indent=2))
 
 
 @app.command("verify")
@@ -465,7 +520,8 @@ def calibrate_cmd(
 
 @bench_app.command("pipeline")
 def bench_pipeline_cmd(
-    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+    models: Annotated[Path | None, typer.Option(help="Folder with the models (default: the shipped ones).")
+                      ] = None,
     latency_frames: Annotated[int, typer.Option(help="Frames at 25 fps for the latency run.")] = 750,
     memory_frames: Annotated[int, typer.Option(help="Frames for the throughput and memory run.")] = 10_000,
 ) -> None:
@@ -482,7 +538,8 @@ def demo(
     broker: Annotated[str | None, typer.Option(help="Use this broker instead of a local Mosquitto.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the gallery and summary.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option()] = 1,
-    models: Annotated[Path, typer.Option(help="Folder with the models.")] = Path("models"),
+    models: Annotated[Path | None, typer.Option(help="Folder with the models (default: the shipped ones).")
+                      ] = None,
 ) -> None:
     """Simulated camera, traffic from day to night, the real pipeline, a broker and the central subscriber."""
     from agent.demo import run_demo

@@ -22,6 +22,7 @@ from agent.central import Central
 from agent.config import from_mapping
 from agent.evaluate import overlap
 from agent.mqtt_common import BrokerSettings
+from agent.recognise.runtime import models_dir_or_shipped
 from agent.signing import public_pem
 from sim.scene import PRESETS, Conditions
 
@@ -54,7 +55,7 @@ class Tally:
 
 
 def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int = 1, broker_url: str | None = None,
-             live: bool = True, headless: bool = False, models: Path = Path("models"),
+             live: bool = True, headless: bool = False, models: Path | None = None,
              rate_per_hour: float = 1500.0, max_seconds: float | None = None) -> dict:
     from agent.local_broker import Mosquitto
 
@@ -74,7 +75,7 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         "camera": {"id": "cam1", "backend": "sim", "exposure_us": 800,
                    "sim": {"seed": seed, "rate_per_hour": rate_per_hour, "realtime": not headless}},
         "illuminator": {"backend": "sim"},
-        "recogniser": {"models_dir": str(models)},
+        "recogniser": {"models_dir": str(models_dir_or_shipped(models))},
         "uplink": {"broker": broker_url, "health_interval_s": 5},
         "storage": {"state_dir": str(out / "state")},
     }, "demo", environ={})

@@ -129,7 +129,7 @@ class Unit:
             self.gnss = SerialGnss(cfg.gnss.serial_port, cfg.gnss.baudrate)
         self.clock = Clock(self.gnss.fix if self.gnss else None)
         self.recogniser = Recogniser(cfg.recogniser.models_dir, cfg.recogniser.threads,
-                                     views=cfg.recogniser.views)
+                                     views=cfg.recogniser.views, tile=cfg.recogniser.tile)
         self.outbox = Outbox(state / "outbox.sqlite", cfg.storage.outbox_max_bytes,
                              cfg.storage.outbox_max_age_h * 3600)
         caps = self.camera.capabilities

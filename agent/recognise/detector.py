@@ -1,7 +1,7 @@
 """Plate detector: the TFLite model's plate-probability map -> plate quadrilaterals in image pixels.
 
-Frames up to about 2x the detector input are letterboxed whole; larger photographs are also tiled
-at a finer scale so that small plates in large images are still found. Each plate found is then
+Any image is letterboxed whole into the detector input: one pass, whatever its size (tiles of very
+large photographs at a finer scale only when asked, `tile`). Each plate found is then
 looked at again in a window around it, scaled so the plate is about REFINE_WIDTH detector pixels
 wide: at the frame's scale a plate is only a few mask cells tall, and its outline (which the reader's
 crop follows) comes out about a third more exact from the closer look. A plate sloping 25 degrees or
@@ -63,10 +63,11 @@ class Detection:
         return float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))
 
 
-def windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Regions (x0, y0, x1, y1) to run the detector on: the whole image, plus tiles when large."""
+def windows(width: int, height: int, tile: bool = False) -> list[tuple[int, int, int, int]]:
+    """Regions (x0, y0, x1, y1) to run the detector on: the whole image, letterboxed, in one pass; with
+    `tile`, tiles of a large image too."""
     out = [(0, 0, width, height)]
-    if min(DET_W / width, DET_H / height) >= TILE_SCALE * 0.9:
+    if not tile or min(DET_W / width, DET_H / height) >= TILE_SCALE * 0.9:
         return out
     tw, th = int(DET_W / TILE_SCALE), int(DET_H / TILE_SCALE)
     step_x, step_y = int(tw * 0.75), int(th * 0.75)
@@ -97,12 +98,13 @@ def overlap(a, b) -> float:
 
 
 class PlateDetector:
-    def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3) -> None:
+    def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False) -> None:
         if model.input_shape[1:3] != (DET_H, DET_W):
             raise ValueError(f"detector model input {model.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
         self.model = model
         self.threshold = threshold
         self.min_cells = min_cells
+        self.tile = tile
 
     def probability_map(self, img: np.ndarray) -> tuple[np.ndarray, float]:
         x, s = detector_input(img)
@@ -112,7 +114,7 @@ class PlateDetector:
         grey = to_grey(img)
         h, w = grey.shape
         found: list[Detection] = []
-        for x0, y0, x1, y1 in windows(w, h):
+        for x0, y0, x1, y1 in windows(w, h, self.tile):
             prob, s = self.probability_map(grey[y0:y1, x0:x1])
             found.extend(self._components(prob, s, x0, y0))
         return self._suppress(found)

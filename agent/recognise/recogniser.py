@@ -18,7 +18,7 @@ from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
-from agent.recognise.runtime import Model, ModelError
+from agent.recognise.runtime import Model, ModelError, models_dir_or_shipped
 
 # A plate read with a least character probability under this (or not read) is looked at once more
 # from other outlines (`_second_look`): a piece of a sloping plate reads as a few unsure characters.
@@ -70,14 +70,18 @@ class StageTimes:
 class Recogniser:
     """Loads the models once; `recognise` is safe to call for every frame."""
 
-    def __init__(self, models_dir: Path | str = "models", threads: int = 1, det_threshold: float = 0.5,
-                 views: int = DEFAULT_VIEWS, calibrated: bool = True) -> None:
-        """`calibrated=False` reports the reader's own probabilities (for fitting a new calibration)."""
+    def __init__(self, models_dir: Path | str | None = None, threads: int = 1, det_threshold: float = 0.5,
+                 views: int = DEFAULT_VIEWS, calibrated: bool = True, tile: bool = False) -> None:
+        """`models_dir` None: the shipped models (`runtime.shipped_models_dir`). `calibrated=False`
+        reports the reader's own probabilities (for fitting a new calibration). `tile`: also look at
+        tiles of frames much larger than the detector input (slower; for plates a few dozen pixels wide
+        in very large photographs)."""
         if not 1 <= views <= len(VIEWS):
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
         self.views = views
-        d = Path(models_dir)
-        self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold)
+        d = models_dir_or_shipped(models_dir)
+        self.models_dir = d
+        self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile)
         self.reader = Model(d / "reader.tflite", threads)
         # optional: a models folder from before the refiner reads along the detector's own outlines
         refiner = d / "outline.tflite"

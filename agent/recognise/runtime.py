@@ -3,9 +3,32 @@ offers, tflite-runtime. Chosen at import time of the first model."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
+
+MODELS_ENV = "ANPR_EDGE_MODELS"
+
+
+def shipped_models_dir() -> Path:
+    """Where the shipped models are, wherever the command is run from: $ANPR_EDGE_MODELS, else the
+    repository's models/ beside the package (a checkout or an editable install), else the wheel's
+    data files (<prefix>/share/anpr-edge/models), else the Pi install (/opt/anpr-edge/models)."""
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env)
+    candidates = (Path(__file__).resolve().parents[2] / "models", Path(sys.prefix) / "share" / "anpr-edge" / "models",
+                  Path("/opt/anpr-edge/models"))
+    for c in candidates:
+        if (c / "detector.tflite").is_file():
+            return c
+    return candidates[0]
+
+
+def models_dir_or_shipped(path: Path | str | None) -> Path:
+    return shipped_models_dir() if path is None or str(path) == "" else Path(path)
 
 
 class ModelError(RuntimeError):
