@@ -86,7 +86,7 @@ def read_labels(path: Path, split: str | None = "dev", licences: tuple[str, ...]
             r = json.loads(line)
             keep = (not split or r["split"] == split) and (
                 not licences or licence_allowed(str(r.get("licence", "")), licences))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{path}:{n}: bad label line: {e}") from None
         if keep:
             out.append({**r, "_line": n})
@@ -116,7 +116,7 @@ def load_real(path: Path, split: str | None = "dev", licences: tuple[str, ...] =
             else:
                 plates = [{"bbox": [float(v) for v in p["bbox"]], "text": None} for p in r["plates"]]
                 items.append(RealItem(base / r["file"], plates, src, lic, "?", "detect"))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"{path}:{n}: bad label line: {e}") from None
     return items + list(scenes.values())
 

@@ -153,8 +153,7 @@ def test_no_reads_on_frames_without_plates(rec):
     assert false == 0
 
 
-@pytest.mark.parametrize("size", [(480, 640), (3000, 4000)])
-def test_any_image_size_finds_the_plate(rec, size):
+def _scene_on_canvas(size: tuple[int, int], zoom: float) -> np.ndarray:
     from sim.dataset import scene_samples
 
     s = next(x for x in scene_samples(50, 99, ("day",)) if x.plates and x.plates[0]["in_frame"]
@@ -162,11 +161,42 @@ def test_any_image_size_finds_the_plate(rec, size):
     h, w = size
     canvas = np.full((h, w, 3), 90, np.uint8)
     img = s.image if s.image.ndim == 3 else cv2.cvtColor(s.image, cv2.COLOR_GRAY2BGR)
+    if zoom != 1:
+        img = cv2.resize(img, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
     if h < img.shape[0]:
         img = cv2.resize(img, (w, int(w * img.shape[0] / img.shape[1])), interpolation=cv2.INTER_AREA)[:h]
     canvas[h - img.shape[0]:, w - img.shape[1]:] = img[:, : w]
-    reads = rec.recognise(canvas)
+    return canvas
+
+
+@pytest.mark.parametrize(("size", "zoom"), [((480, 640), 1.0), ((3000, 4000), 3.0)])
+def test_any_image_size_finds_the_plate_in_one_pass(rec, size, zoom):
+    """A phone photo 4000 px wide shows a plate about as many of its pixels wide as a 1280x720 frame
+    scaled up: letterboxed whole, one detector pass finds it."""
+    calls = []
+    run = rec.detector.model.run
+    rec.detector.model.run = lambda x: calls.append(1) or run(x)
+    try:
+        reads = rec.recognise(_scene_on_canvas(size, zoom))
+        dets = rec.detector.detect(_scene_on_canvas(size, zoom))
+        n = len(calls)
+    finally:
+        rec.detector.model.run = run
     assert reads, "no plate found"
+    assert dets and n > 0
+    from agent.recognise.detector import windows
+
+    assert windows(size[1], size[0]) == [(0, 0, size[1], size[0])]
+
+
+def test_tiling_is_opt_in_for_small_plates_in_huge_frames():
+    """A plate 165 px wide in a 4000x3000 frame is 21 detector pixels wide when letterboxed: tiles
+    (`tile=True`) look at it finer."""
+    from agent.recognise.detector import windows
+
+    assert len(windows(4000, 3000, tile=True)) > 1
+    img = _scene_on_canvas((3000, 4000), 1.0)
+    assert Recogniser(MODELS, threads=1, tile=True).recognise(img), "no plate found with tiles"
 
 
 def test_a_piece_of_a_plate_is_read_as_the_whole_plate(rec, monkeypatch):
@@ -192,14 +222,40 @@ def test_recognise_cli_json_lines_and_bad_files(tmp_path, small_set):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
     files = sorted(small_set.glob("*.jpg"))[:3]
-    res = CliRunner().invoke(app, ["recognise", str(bad), *map(str, files), "--json", "--models", str(MODELS)])
+    res = CliRunner().invoke(app, ["recognise", str(bad), *map(str, files), "--json", "--models", str(MODELS),
+                                   "--all"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.splitlines() if x.startswith("{")]
     assert lines[0]["file"] == str(bad) and "error" in lines[0]
     assert len(lines) == 4 and all("reads" in x and "ms" in x for x in lines[1:])
     for x in lines[1:]:
         for r in x["reads"]:
-            assert {"vrm", "confidence", "format", "bbox", "char_confidences"} <= set(r)
+            assert {"vrm", "confidence", "format", "bbox", "char_confidences", "published"} <= set(r)
+            assert r["published"] == (r["confidence"] >= DEFAULT_MIN_CONFIDENCE)
+
+
+def test_recognise_cli_shows_only_published_reads_by_default(tmp_path, small_set):
+    files = sorted(small_set.glob("*.jpg"))[:6]
+    every = CliRunner().invoke(app, ["recognise", *map(str, files), "--json", "--all", "--min-confidence", "0.5"])
+    shown = CliRunner().invoke(app, ["recognise", *map(str, files), "--json", "--min-confidence", "0.5"])
+    assert every.exit_code == 0 and shown.exit_code == 0, every.output + shown.output
+    a = [json.loads(x) for x in every.output.splitlines() if x.startswith("{")]
+    b = [json.loads(x) for x in shown.output.splitlines() if x.startswith("{")]
+    for x, y in zip(a, b, strict=True):
+        assert [r["vrm"] for r in x["reads"] if r["confidence"] >= 0.5] == [r["vrm"] for r in y["reads"]]
+        assert y["unpublished"] == sum(r["confidence"] < 0.5 for r in x["reads"])
+    assert any(r["published"] for x in b for r in x["reads"])
+
+
+def test_recognise_cli_fails_when_every_input_failed_and_runs_from_anywhere(tmp_path, monkeypatch):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    monkeypatch.chdir(tmp_path)  # no models/ here: the shipped ones are found beside the package
+    res = CliRunner().invoke(app, ["recognise", str(bad), str(tmp_path / "missing.png"), "--json"])
+    assert res.exit_code == 1, res.output
+    assert [json.loads(x)["error"] for x in res.output.splitlines() if x.startswith("{")] == [
+        "not a readable image", "not found"]
+    assert CliRunner().invoke(app, ["recognise", str(tmp_path / "empty-folder-none")]).exit_code == 1
 
 
 def test_eval_cli_with_a_csv(tmp_path, small_set):
