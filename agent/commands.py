@@ -2,14 +2,23 @@
 
 Commands: `ping`, `snapshot` (publishes a current overview), `config/get`, `config/set` (only fields
 marked safe to change remotely; validated, persisted, applied without restart), `restart`.
+
+A command must be fresh: a retained message (the broker replays it to every new session, so a retained
+`restart` would restart the unit forever) is refused, `restart` needs a `request_id` and an `issued_at`
+(Unix seconds) within MAX_AGE_S of the unit's clock, and a request id seen before is refused as a replay.
+Payloads are bounded in size and nesting depth; numbers must be finite and of the field's own type
+("0.5" or true are not a threshold). Every refusal is answered and audited.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import time
 import tomllib
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,11 +39,15 @@ SAFE_FIELDS: dict[str, tuple[str, str]] = {
     "evidence.privacy_masks": ("evidence", "privacy_masks"),
 }
 MAX_PAYLOAD = 64 * 1024
+MAX_DEPTH = 8  # nesting of JSON objects and arrays; the deepest real command (privacy masks) needs 4
+MAX_AGE_S = 300.0  # an issued_at older (or further ahead) than this is stale
+SEEN_IDS = 1024  # request ids remembered for replay detection
 
 
 class _Req(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: str | None = Field(None, max_length=64)
+    issued_at: float | None = Field(None, description="Unix seconds when the request was made")
 
 
 class ConfigSetReq(_Req):
@@ -50,14 +63,22 @@ class Commands:
         self.on_change = on_change
         self.snapshot_fn = snapshot
         self.restart_fn = restart
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def __call__(self, name: str, payload: bytes) -> dict:
+    def __call__(self, name: str, payload: bytes, retained: bool = False) -> dict:
         t0 = time.time()
         try:
-            reply = self._dispatch(name, payload)
+            if retained:
+                reply = {"ok": False, "error": "retained command ignored: commands must be sent without the "
+                                               "retain flag"}
+            else:
+                reply = self._dispatch(name, payload)
         except ValidationError as e:
             reply = {"ok": False, "error": "invalid request: " + "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}" for err in e.errors())}
+        except Exception as e:  # never fatal, always audited
+            audit.exception("command %s: internal error", _safe(name))
+            reply = {"ok": False, "error": f"internal error: {type(e).__name__}"}
         rid = reply.pop("_request_id", None)
         if rid is not None:
             reply["request_id"] = rid
@@ -69,14 +90,32 @@ class Commands:
         if len(payload) > MAX_PAYLOAD:
             raise _Bad(f"payload too large ({len(payload)} bytes, at most {MAX_PAYLOAD})")
         if not payload.strip():
-            return model()
-        try:
-            data = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise _Bad(f"payload is not JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise _Bad("payload must be a JSON object")
-        return model.model_validate(data)
+            req = model()
+        else:
+            depth = _nesting(payload)
+            if depth > MAX_DEPTH:
+                raise _Bad(f"payload nested {depth} deep, at most {MAX_DEPTH}")
+            try:
+                data = json.loads(payload, parse_constant=_no_constant)
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+                raise _Bad(f"payload is not JSON: {e}") from None
+            if not isinstance(data, dict):
+                raise _Bad("payload must be a JSON object")
+            if not _finite(data):
+                raise _Bad("numbers must be finite (no NaN, Infinity or overflow)")
+            req = model.model_validate(data)
+        self._check_fresh(req)
+        return req
+
+    def _check_fresh(self, req: _Req) -> None:
+        if req.issued_at is not None and abs(time.time() - req.issued_at) > MAX_AGE_S:
+            raise _Bad(f"stale request: issued_at {req.issued_at:.0f} is more than {MAX_AGE_S:.0f} s from now")
+        if req.request_id is not None:
+            if req.request_id in self._seen:
+                raise _Bad(f"replayed request_id {_safe(req.request_id)!r}")
+            self._seen[req.request_id] = None
+            while len(self._seen) > SEEN_IDS:
+                self._seen.popitem(last=False)
 
     def _dispatch(self, name: str, payload: bytes) -> dict:
         try:
@@ -97,6 +136,9 @@ class Commands:
                 return {"ok": True, "result": self.snapshot_fn(), "_request_id": req.request_id}
             if name == "restart":
                 req = self._parse(payload, _Req)
+                if req.request_id is None or req.issued_at is None:
+                    return {"ok": False, "error": "restart needs a request_id and issued_at (Unix seconds)",
+                            "_request_id": req.request_id}
                 if self.restart_fn is None:
                     return {"ok": False, "error": "restart is not available", "_request_id": req.request_id}
                 self.restart_fn()
@@ -118,6 +160,9 @@ class Commands:
         data = self.config.model_dump(mode="json", by_alias=True)
         for k, v in values.items():
             a, b = SAFE_FIELDS[k]
+            why = _loose(v, data[a][b])
+            if why:
+                return {"ok": False, "error": f"{k}: {why}"}
             data[a][b] = v
         try:
             new = from_mapping(data, "config/set", environ={})
@@ -142,16 +187,82 @@ def _safe(s: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in s)[:80]
 
 
+def _nesting(payload: bytes) -> int:
+    """Deepest nesting of objects and arrays, outside strings: checked before parsing, which recurses."""
+    depth = deepest = 0
+    in_str = esc = False
+    for ch in payload.decode("utf-8", errors="replace"):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a unit accepts")
+
+
+def _finite(v: Any) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, dict):
+        return all(_finite(x) for x in v.values())
+    if isinstance(v, list):
+        return all(_finite(x) for x in v)
+    return True
+
+
+def _loose(new: Any, current: Any) -> str | None:
+    """Why `new` is not of the type of the field's current value (None when it is): JSON numbers for
+    numbers (not true/false, not strings), strings for strings, lists for lists."""
+    number = (int, float)
+    if isinstance(current, bool):
+        return None if isinstance(new, bool) else f"expected true or false, got {json.dumps(new)[:40]}"
+    if isinstance(current, number) and current is not None:
+        if isinstance(new, bool) or not isinstance(new, number):
+            return f"expected a number, got {json.dumps(new)[:40]}"
+    elif isinstance(current, str) and not isinstance(new, str):
+        return f"expected a string, got {json.dumps(new)[:40]}"
+    elif isinstance(current, list) and not isinstance(new, list):
+        return f"expected a list, got {json.dumps(new)[:40]}"
+    return None
+
+
 def _persist(path: Path, values: dict[str, Any]) -> None:
-    """Rewrite the TOML with the changed safe fields (atomic replace)."""
-    import os
+    """Rewrite the TOML with the changed safe fields: the whole new file is parsed and validated
+    before it replaces the old one (atomically, fsynced); the old one is kept as `<name>.prev`."""
+    from agent.config import ConfigError
 
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     for k, v in values.items():
         a, b = SAFE_FIELDS[k]
         data.setdefault(a, {})[b] = v
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(to_toml(data), encoding="utf-8")
+    text = to_toml(data)
+    try:
+        from_mapping(tomllib.loads(text), str(path), environ={})
+    except (tomllib.TOMLDecodeError, ConfigError) as e:
+        raise OSError(f"the new configuration would not load: {e}") from None
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    prev = path.with_name(path.name + ".prev")
+    try:
+        prev.write_bytes(path.read_bytes())
+    except OSError:
+        pass  # keeping the old copy is a courtesy; the replace below is what matters
     os.replace(tmp, path)
 
 

@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
             continue
         due = t0 + produced_now / a.rate
-        if due > time.monotonic():
-            time.sleep(due - time.monotonic())
+        wait = due - time.monotonic()  # read the clock once: twice, a late second reading went negative
+        if wait > 0:
+            time.sleep(wait)
     end = time.monotonic() + a.linger
     while time.monotonic() < end and not stopping and outbox.stats().depth > 0:
         time.sleep(0.05)

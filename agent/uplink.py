@@ -39,7 +39,7 @@ class UplinkStats:
     ack_latency_ms: list[float] = field(default_factory=list)  # recent publish->PUBACK times
 
 
-CommandFn = Callable[[str, bytes], dict]
+CommandFn = Callable[..., dict]  # (name, payload, retained=...) -> reply
 
 
 class Uplink:
@@ -266,7 +266,7 @@ class Uplink:
             reply = {"ok": False, "error": "commands are not enabled on this unit"}
         else:
             try:
-                reply = self.commands(name, msg.payload)
+                reply = self.commands(name, msg.payload, retained=bool(msg.retain))
             except Exception as e:  # a command must never take the uplink down
                 log.exception("command %s failed", name)
                 reply = {"ok": False, "error": f"internal error: {type(e).__name__}"}
