@@ -12,6 +12,7 @@ Payloads are bounded in size and nesting depth; numbers must be finite and of th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -259,10 +260,8 @@ def _persist(path: Path, values: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     prev = path.with_name(path.name + ".prev")
-    try:
+    with contextlib.suppress(OSError):  # keeping the old copy is a courtesy; the replace is what matters
         prev.write_bytes(path.read_bytes())
-    except OSError:
-        pass  # keeping the old copy is a courtesy; the replace below is what matters
     os.replace(tmp, path)
 
 
