@@ -6,6 +6,7 @@ bounds the oldest unsent reads are evicted and counted (health reports it), so i
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -48,10 +49,30 @@ class OutboxStats:
     fault: str | None
 
 
+def private_dir(d: Path) -> None:
+    """A folder only the unit's user can enter (plates and images are personal data): made 0700; an
+    existing looser one is left as it is (it may be shared) with a warning, the files in it are 0600."""
+    if not d.exists():
+        d.mkdir(parents=True, mode=0o700)
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+    elif d.stat().st_mode & 0o077:
+        log.warning("state folder %s is readable by others (mode %o): make it 0700", d, d.stat().st_mode & 0o777)
+
+
+def private_file(p: Path) -> None:
+    """The database file made (or tightened to) 0600 before SQLite opens it: its -wal and -shm files
+    take the same permissions."""
+    private_dir(p.parent)
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    if p.stat().st_mode & 0o077:
+        os.chmod(p, 0o600)
+
+
 class Outbox:
     def __init__(self, path: Path, max_bytes: int = 2_000_000_000, max_age_s: float = 14 * 86400) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self._lock = threading.Lock()

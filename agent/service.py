@@ -21,7 +21,7 @@ from agent.config import DeviceConfig
 from agent.exposure import ExposureLimits
 from agent.health import health_document
 from agent.mqtt_common import BrokerSettings
-from agent.outbox import Outbox
+from agent.outbox import Outbox, private_dir
 from agent.pipeline import Identity, Pipeline
 from agent.recognise import Recogniser
 from agent.signing import key_id, load_private, new_key, private_pem
@@ -118,7 +118,7 @@ class Unit:
         self.cfg = cfg
         self.notifier = notifier
         state = cfg.storage.state_dir
-        state.mkdir(parents=True, exist_ok=True)
+        private_dir(state)
         self.key = signing_key(state)
         self.camera = build_camera(cfg)
         self.illuminator = build_illuminator(cfg, self.camera)

@@ -40,3 +40,22 @@ def test_disk_full_is_an_error_the_caller_can_hold_on_to(tmp_path):
         for i in range(100):
             ob.put(f"r{i}", b"x" * 20_000)
     assert ob.stats().fault and ob.fault_count >= 1
+
+
+def test_outbox_files_are_private(tmp_path):
+    import os
+    import stat
+
+    from agent.outbox import Outbox
+
+    state = tmp_path / "state"
+    ob = Outbox(state / "outbox.sqlite")
+    ob.close()
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    for p in state.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    loose = tmp_path / "loose.sqlite"
+    loose.write_bytes(b"")
+    os.chmod(loose, 0o644)
+    Outbox(loose).close()
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600
