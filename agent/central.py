@@ -35,7 +35,21 @@ CREATE TABLE IF NOT EXISTS reads (
   doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reads_vrm ON reads (vrm);
+CREATE TABLE IF NOT EXISTS conflicts (
+  read_id TEXT NOT NULL,
+  received_at REAL NOT NULL,
+  doc TEXT NOT NULL
+);
 """
+RECEIPT_BATCH = 200  # read ids per receipt message
+RECEIPT_FLUSH_S = 0.2  # longest a stored read waits for its receipt to be sent
+
+def central_client_id(group: str, instance: str) -> str:
+    """A client id that is the same every time this instance starts: the broker keeps a persistent
+    session (and the reads queued for it while it was down) under the client id, so an id that changes
+    per process (the PID) leaves the old session's queue orphaned and its reads lost."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{group}-{instance}")
+    return f"anpr-central-{safe}"[:64]
 
 
 class KeyRegistry:
@@ -66,25 +80,35 @@ class Store:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
 
-    def add(self, read, raw: dict) -> bool:
-        """Store a verified read; False when its read_id is already stored (a duplicate)."""
+    def add(self, read, raw: dict) -> str:
+        """Store a verified read: "stored", "duplicate" (the same document again) or "conflict" (the
+        same read_id with other content: kept apart in `conflicts`, never over the first)."""
         doc = dict(raw)
         for f in ("plate_patch", "overview"):
             doc[f] = {k: v for k, v in doc[f].items() if k != "jpeg_b64"}
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO reads VALUES (?,?,?,?,?,?,?,?,?)",
                 (read.read_id, read.site_id, read.camera_id, raw["captured_at"], time.time(), read.vrm,
-                 read.confidence, read.format, json.dumps(doc, separators=(",", ":"))))
-        if not cur.rowcount:
-            return False
+                 read.confidence, read.format, text))
+            if not cur.rowcount:
+                (first,) = self._db.execute("SELECT doc FROM reads WHERE read_id = ?", (read.read_id,)).fetchone()
+                if json.loads(first) == json.loads(text):
+                    return "duplicate"
+                self._db.execute("INSERT INTO conflicts VALUES (?,?,?)", (read.read_id, time.time(), text))
+                return "conflict"
         for f, suffix in (("plate_patch", "patch"), ("overview", "overview")):
             (self.out / "images" / f"{read.read_id}_{suffix}.jpg").write_bytes(getattr(read, f).jpeg())
-        return True
+        return "stored"
 
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
+
+    def conflicts(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT read_id FROM conflicts ORDER BY received_at")]
 
     def read_ids(self) -> list[str]:
         with self._lock:
@@ -106,6 +130,10 @@ class Central:
         self._client.on_message = self._on_message
         self._subscribed = threading.Event()
         self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._receipts: dict[tuple[str, str], list[str]] = {}
+        self._receipt_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._receipt_thread = threading.Thread(target=self._receipt_loop, name="receipts", daemon=True)
 
     @property
     def topic(self) -> str:
@@ -121,12 +149,43 @@ class Central:
             self._client.connect(host, port, self.broker.keepalive_s)
         self._client.reconnect_delay_set(min(0.2, reconnect_max_s), reconnect_max_s)
         self._client.loop_start()
+        self._receipt_thread.start()
         if not self._subscribed.wait(timeout):
             raise ConnectionError(f"central: not subscribed to {self.topic} within {timeout} s")
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._receipt_thread.is_alive():
+            self._receipt_thread.join(timeout=5)
+        self._flush_receipts()
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _receipt(self, site: str, camera: str, read_id: str) -> None:
+        with self._receipt_lock:
+            self._receipts.setdefault((site, camera), []).append(read_id)
+            full = len(self._receipts[(site, camera)]) >= RECEIPT_BATCH
+        if full:
+            self._flush_receipts()
+
+    def _receipt_loop(self) -> None:
+        while not self._stopping.wait(RECEIPT_FLUSH_S):
+            self._flush_receipts()
+
+    def _flush_receipts(self) -> None:
+        """Receipts for what is stored, per camera, in batches: the camera deletes a read only on its
+        receipt, so a read is kept on the unit until it is in this store."""
+        with self._receipt_lock:
+            todo, self._receipts = self._receipts, {}
+        for (site, camera), ids in todo.items():
+            for i in range(0, len(ids), RECEIPT_BATCH):
+                body = json.dumps({"read_ids": ids[i:i + RECEIPT_BATCH]}, separators=(",", ":"))
+                info = self._client.publish(f"anpr/v1/{site}/{camera}/receipt", body, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    # not connected: the camera re-sends after its receipt timeout and gets one then
+                    self.counts["receipts_unsent"] += len(ids[i:i + RECEIPT_BATCH])
+                else:
+                    self.counts["receipts"] += len(ids[i:i + RECEIPT_BATCH])
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -174,8 +233,14 @@ class Central:
             log.warning("central: read %s names %s/%s but came on %s", read.read_id, read.site_id, read.camera_id,
                         msg.topic)
             return
-        if self.store.add(read, raw):
+        outcome = self.store.add(read, raw)
+        if outcome == "stored":
             self.counts["stored"] += 1
             self.arrivals.append((time.time(), read.read_id))
-        else:
+        elif outcome == "duplicate":
             self.counts["duplicates"] += 1
+        else:
+            self.counts["conflicts"] += 1
+            log.warning("central: read %s from %s.%s arrived again with other content (valid signature): kept "
+                        "as a conflict", read.read_id, site, camera)
+        self._receipt(site, camera, read.read_id)

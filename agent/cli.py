@@ -367,21 +367,26 @@ def central_cmd(
     ca: Annotated[Path | None, typer.Option(help="CA certificate for TLS.")] = None,
     cert: Annotated[Path | None, typer.Option(help="Client certificate (mTLS).")] = None,
     key: Annotated[Path | None, typer.Option(help="Client key (mTLS).")] = None,
-    client_id: Annotated[str, typer.Option()] = "",
+    client_id: Annotated[str, typer.Option(help="MQTT client id; it must stay the same across restarts so "
+                                               "the broker resumes the session and its queued reads "
+                                               "(default: anpr-central-GROUP-INSTANCE).")] = "",
+    instance: Annotated[str, typer.Option(help="This instance's name within the group (default: the host "
+                                               "name); give each instance on one host its own.")] = "",
     seconds: Annotated[float, typer.Option(help="Stop after this long (0: run until Ctrl-C).")] = 0.0,
     allow_unsigned: Annotated[bool, typer.Option(help="Store reads from cameras without a registered key.")]
     = False,
 ) -> None:
     """Reference central subscriber: validate, verify, de-duplicate, store; prints counts as it goes."""
     import logging
-    import os
+    import socket
     import time
 
-    from agent.central import Central
+    from agent.central import Central, central_client_id
     from agent.mqtt_common import BrokerSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    s = BrokerSettings(url=broker, client_id=client_id or f"anpr-central-{group}-{os.getpid()}", ca_file=ca,
+    s = BrokerSettings(url=broker, client_id=client_id or central_client_id(group, instance or socket.gethostname()),
+                       ca_file=ca,
                        cert_file=cert, key_file=key)
     try:
         c = Central(s, out, group, keys, require_signature=not allow_unsigned)

@@ -109,7 +109,12 @@ class Uplink(Strict):
     keepalive_s: int = Field(30, ge=5, le=3600)
     health_interval_s: float = Field(30.0, ge=1, le=3600)
     inflight: int = Field(20, ge=1, le=1000)
-    backlog_rate: float = Field(200.0, gt=0, description="Backlog reads per second, behind live reads.")
+    backlog_rate: float = Field(200.0, gt=0, le=100_000, description="Backlog reads per second, behind live reads.")
+    receipts: bool = Field(True, description="Keep each read until the central's receipt (end-to-end delivery); "
+                                             "false: delete on the broker's PUBACK (a central that sends none).")
+    receipt_timeout_s: float = Field(60.0, ge=1, le=3600,
+                                     description="Publish a read again when no receipt came this long after its "
+                                                 "PUBACK; doubled per attempt up to 10 min.")
 
     @model_validator(mode="after")
     def _pairs(self) -> Uplink:

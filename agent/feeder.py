@@ -42,12 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backlog-rate", type=float, default=200.0)
     ap.add_argument("--backoff-min", type=float, default=0.5)
     ap.add_argument("--backoff-max", type=float, default=30.0)
+    ap.add_argument("--receipts", action="store_true", help="keep each read until the central's receipt")
+    ap.add_argument("--receipt-timeout", type=float, default=60.0)
+    ap.add_argument("--receipt-max", type=float, default=600.0)
     ap.add_argument("--linger", type=float, default=30.0, help="seconds to keep delivering after the last read")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s feeder %(levelname)s %(message)s")
     log = logging.getLogger("feeder")
     a.state.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(a.state / "outbox.sqlite", max_bytes=a.max_bytes)
+    outbox = Outbox(a.state / "outbox.sqlite", max_bytes=a.max_bytes, receipts=a.receipts,
+                    receipt_timeout_s=a.receipt_timeout,
+                    receipt_max_s=a.receipt_max)
     if a.max_pages:
         outbox._db.execute(f"PRAGMA max_page_count={int(a.max_pages)}")
     broker = BrokerSettings(url=a.broker, client_id=f"anpr-edge-{a.site}-{a.camera}", ca_file=a.ca,

@@ -1,6 +1,9 @@
 """Store and forward: every read is committed to SQLite (WAL, synchronous=FULL) before it is
-published, and deleted only when the broker's PUBACK arrives. Bounded by bytes and age: beyond the
-bounds the oldest unsent reads are evicted and counted (health reports it), so it never fills the disk.
+published. The broker's PUBACK only says the broker has it; with receipts on (the default for the
+unit) a read is deleted when the central's receipt for it arrives, and one that got its PUBACK but no
+receipt is published again after RECEIPT_TIMEOUT_S, then twice as long each time, up to RECEIPT_MAX_S (10 min).
+Without receipts (a central that sends none) it is deleted on PUBACK. Bounded by bytes and age: beyond
+the bounds the oldest reads are evicted and counted (health reports it), so it never fills the disk.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ CREATE TABLE IF NOT EXISTS reads (
 CREATE INDEX IF NOT EXISTS reads_created ON reads (created);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Added with end-to-end receipts; an outbox from before gets them on open.
+COLUMNS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("due", "REAL NOT NULL DEFAULT 0"))
+RECEIPT_TIMEOUT_S = 60.0
+RECEIPT_MAX_S = 600.0
 
 
 class OutboxError(RuntimeError):
@@ -47,6 +54,7 @@ class OutboxStats:
     oldest_age_s: float | None
     evicted: int
     fault: str | None
+    awaiting_receipt: int = 0  # published and acknowledged by the broker, no receipt from the central yet
 
 
 def private_dir(d: Path) -> None:
@@ -70,7 +78,9 @@ def private_file(p: Path) -> None:
 
 
 class Outbox:
-    def __init__(self, path: Path, max_bytes: int = 2_000_000_000, max_age_s: float = 14 * 86400) -> None:
+    def __init__(self, path: Path, max_bytes: int = 2_000_000_000, max_age_s: float = 14 * 86400,
+                 receipts: bool = False, receipt_timeout_s: float = RECEIPT_TIMEOUT_S,
+                 receipt_max_s: float = RECEIPT_MAX_S) -> None:
         self.path = Path(path)
         private_file(self.path)
         self.max_bytes = max_bytes
@@ -80,6 +90,13 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed read survives power loss
         self._db.executescript(SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(reads)")}
+        for name, decl in COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE reads ADD COLUMN {name} {decl}")
+        self.receipts = receipts
+        self.receipt_timeout_s = receipt_timeout_s
+        self.receipt_max_s = max(receipt_max_s, receipt_timeout_s)
         self.fault: str | None = None
         self.fault_count = 0  # failed writes since start (cumulative, for health)
         row = self._db.execute("SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM reads").fetchone()
@@ -133,25 +150,55 @@ class Outbox:
             log.error("outbox: %s", self.fault)
 
     def mark_sent(self, read_id: str) -> None:
+        """The broker acknowledged the read: without receipts it is done; with them it waits for its
+        receipt and is due again for publishing after the receipt timeout (doubling per attempt)."""
         with self._lock:
             try:
+                if self.receipts:
+                    now = time.time()
+                    self._db.execute(
+                        "UPDATE reads SET sent_at = ?, attempts = attempts + 1, "
+                        "due = ? + min(?, ? * (1 << min(attempts, 16))) WHERE read_id = ?",
+                        (now, now, self.receipt_max_s, self.receipt_timeout_s, read_id))
+                    return
                 row = self._db.execute("DELETE FROM reads WHERE read_id = ? RETURNING bytes", (read_id,)).fetchone()
             except sqlite3.Error as e:
-                self.fault = f"outbox delete failed: {e}"
+                self.fault = f"outbox update failed: {e}"
                 log.error("outbox: %s", self.fault)
                 return
             if row is not None:
                 self._bytes -= int(row[0])
                 self._depth -= 1
 
+    def confirm(self, read_ids: list[str]) -> int:
+        """The central's receipt: these reads are stored there, delete them; how many were here."""
+        if not read_ids:
+            return 0
+        done = 0
+        with self._lock:
+            try:
+                for i in range(0, len(read_ids), 500):
+                    part = read_ids[i:i + 500]
+                    rows = self._db.execute(
+                        f"DELETE FROM reads WHERE read_id IN ({','.join('?' * len(part))}) RETURNING bytes",
+                        part).fetchall()
+                    done += len(rows)
+                    self._bytes -= sum(int(r[0]) for r in rows)
+                    self._depth -= len(rows)
+            except sqlite3.Error as e:
+                self.fault = f"outbox delete failed: {e}"
+                log.error("outbox: %s", self.fault)
+        return done
+
     def newest(self, limit: int, exclude: set[str], newer_than_seq: int = 0) -> list[Pending]:
-        """Most recent unsent reads first (live traffic before backlog)."""
-        return self._select("SELECT seq, read_id, created, payload FROM reads WHERE seq > ? ORDER BY seq DESC LIMIT ?",
-                            (newer_than_seq, limit + len(exclude)), exclude, limit)
+        """Most recent reads due for publishing first (live traffic before backlog)."""
+        return self._select("SELECT seq, read_id, created, payload FROM reads WHERE seq > ? AND due <= ? "
+                            "ORDER BY seq DESC LIMIT ?", (newer_than_seq, time.time(), limit + len(exclude)),
+                            exclude, limit)
 
     def oldest(self, limit: int, exclude: set[str]) -> list[Pending]:
-        return self._select("SELECT seq, read_id, created, payload FROM reads ORDER BY seq LIMIT ?",
-                            (limit + len(exclude),), exclude, limit)
+        return self._select("SELECT seq, read_id, created, payload FROM reads WHERE due <= ? ORDER BY seq LIMIT ?",
+                            (time.time(), limit + len(exclude),), exclude, limit)
 
     def _select(self, sql: str, args: tuple, exclude: set[str], limit: int) -> list[Pending]:
         with self._lock:
@@ -173,7 +220,8 @@ class Outbox:
             try:
                 oldest = self._db.execute("SELECT MIN(created) FROM reads").fetchone()[0]
                 ev = self._db.execute("SELECT value FROM counters WHERE name='evicted'").fetchone()
+                waiting = self._db.execute("SELECT COUNT(*) FROM reads WHERE sent_at IS NOT NULL").fetchone()[0]
             except sqlite3.Error as e:
                 return OutboxStats(self._depth, self._bytes, None, 0, f"outbox unreadable: {e}")
         return OutboxStats(self._depth, self._bytes, None if oldest is None else max(0.0, time.time() - oldest),
-                           int(ev[0]) if ev else 0, self.fault)
+                           int(ev[0]) if ev else 0, self.fault, int(waiting))

@@ -153,5 +153,18 @@ def provision(site: str, camera: str, broker: str, ca: Path, *, config_dir: Path
 
 
 def acl_block(site: str, camera: str) -> str:
-    return (f"user {site}.{camera}\ntopic write anpr/v1/{site}/{camera}/#\n"
-            f"topic read anpr/v1/{site}/{camera}/cmd/#\n")
+    """The camera's Mosquitto ACL block: it writes only its own reads, status, health and command
+    replies, and reads only its own commands and receipts (the central alone writes receipts)."""
+    p = f"anpr/v1/{site}/{camera}"
+    return (f"user {site}.{camera}\n" + "".join(f"topic write {p}/{t}\n" for t in
+                                                ("read", "status", "health", "cmd/+/reply", "cmd/+/+/reply"))
+            + f"topic read {p}/cmd/#\ntopic read {p}/receipt\n")
+
+
+CENTRAL_ACL = """user central
+topic read anpr/v1/+/+/read
+topic read $share/central/anpr/v1/+/+/read
+topic read anpr/v1/+/+/status
+topic read anpr/v1/+/+/health
+topic write anpr/v1/+/+/receipt
+"""

@@ -131,7 +131,8 @@ class Unit:
         self.recogniser = Recogniser(cfg.recogniser.models_dir, cfg.recogniser.threads,
                                      views=cfg.recogniser.views, tile=cfg.recogniser.tile)
         self.outbox = Outbox(state / "outbox.sqlite", cfg.storage.outbox_max_bytes,
-                             cfg.storage.outbox_max_age_h * 3600)
+                             cfg.storage.outbox_max_age_h * 3600, receipts=cfg.uplink.receipts,
+                             receipt_timeout_s=cfg.uplink.receipt_timeout_s)
         caps = self.camera.capabilities
         limits = ExposureLimits(max_us=min(caps.exposure_us_range[1], int(0.8e6 / caps.fps)),
                                 max_gain=caps.gain_range[1], has_ir=self.illuminator is not None,

@@ -1,7 +1,9 @@
 """The device's MQTT uplink: publishes reads from the outbox (live first, backlog behind at a set
-rate), deletes each only on PUBACK, keeps a retained status with `offline` as Last Will, publishes
-health periodically, and answers commands. One network thread; reconnects with exponential back-off
-and jitter. MQTT v5 persistent session (clean start off, session expiry) or 3.1.1 clean_session=False.
+rate), hands each PUBACK to the outbox and each central receipt (`{prefix}/receipt`:
+{"read_ids": [...]}) too, so a read is deleted only when the central has stored it; keeps a retained
+status with `offline` as Last Will, publishes health periodically, and answers commands. One network
+thread; reconnects with exponential back-off and jitter. MQTT v5 persistent session (clean start
+off, session expiry) or 3.1.1 clean_session=False.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 IDLE_POLL_S = 1.0
+MAX_RECEIPT_IDS = 10_000  # read ids in one receipt message
 
 
 def topic_prefix(site: str, camera: str) -> str:
@@ -34,6 +37,8 @@ class UplinkStats:
     published: int = 0
     acked: int = 0
     reconnects: int = 0
+    receipts: int = 0  # reads the central confirmed stored
+    bad_receipts: int = 0
     connected: bool = False
     last_error: str | None = None
     ack_latency_ms: list[float] = field(default_factory=list)  # recent publish->PUBACK times
@@ -228,6 +233,8 @@ class Uplink:
         self._live_floor = self.outbox.max_seq()  # what is stored now is backlog; newer reads are live
         self._next_poll = 0.0
         client.subscribe(f"{self.prefix}/cmd/#", qos=1)
+        if self.outbox.receipts:
+            client.subscribe(f"{self.prefix}/receipt", qos=1)
         client.publish(f"{self.prefix}/status", json.dumps({"state": "online"}), qos=1, retain=True)
         self._next_health = 0.0
         log.info("uplink: connected to %s (session present: %s)", self.broker.url, session)
@@ -257,8 +264,25 @@ class Uplink:
         if len(lat) > 10_000:
             del lat[:5000]
 
+    def _on_receipt(self, payload: bytes) -> None:
+        try:
+            doc = json.loads(payload)
+            ids = doc["read_ids"] if isinstance(doc, dict) else None
+            if not isinstance(ids, list) or len(ids) > MAX_RECEIPT_IDS or not all(
+                    isinstance(i, str) and len(i) <= 64 for i in ids):
+                raise ValueError(f"read_ids must be a list of at most {MAX_RECEIPT_IDS} ids")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            self.stats.bad_receipts += 1
+            if self.stats.bad_receipts <= 10 or self.stats.bad_receipts % 1000 == 0:
+                log.warning("uplink: bad receipt ignored (%d so far): %s", self.stats.bad_receipts, str(e)[:120])
+            return
+        self.stats.receipts += self.outbox.confirm(ids)
+
     def _on_message(self, client, userdata, msg) -> None:
         topic = msg.topic
+        if topic == f"{self.prefix}/receipt":
+            self._on_receipt(msg.payload)
+            return
         if topic.endswith("/reply") or not topic.startswith(f"{self.prefix}/cmd/"):
             return
         name = topic[len(self.prefix) + 5:]

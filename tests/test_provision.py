@@ -14,6 +14,7 @@ from agent.cli import app
 from agent.config import load
 from agent.local_broker import Mosquitto
 from agent.mqtt_common import BrokerSettings
+from agent.provision import CENTRAL_ACL, acl_block
 from agent.service import Unit
 from tests.support.pki import Pki
 
@@ -40,8 +41,7 @@ def test_provision_is_idempotent_keeps_keys_and_then_run_delivers(tmp_path):
     pki = Pki(tmp_path / "pki")
     server = pki.issue("127.0.0.1", server=True)
     central_cert = pki.issue("central")
-    acl = ("user S7.camZ\ntopic write anpr/v1/S7/camZ/#\ntopic read anpr/v1/S7/camZ/cmd/#\n\n"
-           "user central\ntopic read anpr/v1/+/+/read\ntopic read $share/central/anpr/v1/+/+/read\n")
+    acl = acl_block("S7", "camZ") + "\n" + CENTRAL_ACL
     broker = Mosquitto(tmp_path / "broker", ca=pki.ca, cert=server[0], key=server[1], require_certificate=True,
                        acl=acl).start()
     etc, state = tmp_path / "etc", tmp_path / "state"

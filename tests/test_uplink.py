@@ -20,25 +20,16 @@ import pytest
 from agent.central import Central
 from agent.local_broker import Mosquitto
 from agent.mqtt_common import BrokerSettings, connect_properties, make_client
+from agent.outbox import Outbox
+from agent.provision import CENTRAL_ACL, acl_block
 from agent.read_doc import json_schema, uuid7
 from agent.signing import new_key, private_pem, public_pem
+from agent.uplink import Uplink
 from tests.support.pki import Pki
 
 ROOT = Path(__file__).resolve().parents[1]
-ACL = """
-user S1.cam1
-topic write anpr/v1/S1/cam1/#
-topic read anpr/v1/S1/cam1/cmd/#
-
-user S1.cam2
-topic write anpr/v1/S1/cam2/#
-
-user central
-topic read anpr/v1/+/+/read
-topic read $share/central/anpr/v1/+/+/read
+ACL = "\n".join([acl_block("S1", "cam1"), acl_block("S1", "cam2"), CENTRAL_ACL]) + """\
 topic read $share/g2/anpr/v1/+/+/read
-topic read anpr/v1/+/+/health
-topic read anpr/v1/+/+/status
 
 user ops
 topic readwrite anpr/v1/+/+/cmd/#
@@ -219,6 +210,68 @@ def test_acl_certificates_and_tamper_detection(pki, broker, tmp_path):
             raise AssertionError("connected without a valid client certificate")
 
 
+def test_a_camera_certificate_cannot_take_reads_through_a_shared_subscription(pki, broker, tmp_path):
+    """A compromised unit subscribing to the central's shared group gets its SUBSCRIBE granted
+    (Mosquitto's ACL file does not check subscriptions) and the broker hands it its share of every
+    camera's reads, which the read ACL then drops: it sees none of them, and the receipts make the
+    cameras publish the dropped ones again, so the central still stores every read exactly once."""
+    from agent.synthetic import ReadFactory
+
+    central = start_central(pki, broker, tmp_path / "central")
+    thief = Client(settings(pki, broker, "S1.cam2"))
+    thief.c.subscribe("$share/central/anpr/v1/+/+/read", qos=1)
+    thief.c.subscribe("$share/thief/anpr/v1/#", qos=1)
+    assert wait_for(lambda: len(thief.suback) == 2, 5)
+    outbox = Outbox(tmp_path / "o.sqlite", receipts=True, receipt_timeout_s=0.5, receipt_max_s=1.0)
+    up = Uplink(settings(pki, broker, "S1.cam1"), "S1", "cam1", outbox, backoff=(0.1, 1.0))
+    try:
+        reads = [ReadFactory("S1", "cam1", pki.key, pool=1).read(i) for i in range(20)]
+        ids = [r.read_id for r in reads]
+        for r in reads:
+            outbox.put(r.read_id, r.to_json_bytes())
+        up.start()
+        assert wait_for(lambda: outbox.stats().depth == 0, 30), (outbox.stats(), central.counts, up.stats.published)
+        assert sorted(central.store.read_ids()) == sorted(ids) and central.counts["conflicts"] == 0
+        assert thief.msgs == [], [m.topic for m in thief.msgs]
+    finally:
+        up.stop()
+        thief.close()
+        central.stop()
+
+
+def test_receipts_keep_reads_until_the_central_has_them_and_a_conflict_is_kept_apart(pki, broker, tmp_path):
+    """PUBACK alone deletes nothing: with no central listening the reads stay on the unit, published
+    again after the receipt timeout; once a central is up they are stored and deleted. The same read
+    id again with other content and a valid signature is stored as a conflict, not over the first."""
+    from agent.synthetic import ReadFactory
+
+    outbox = Outbox(tmp_path / "o.sqlite", receipts=True, receipt_timeout_s=1.0)
+    up = Uplink(settings(pki, broker, "S1.cam1"), "S1", "cam1", outbox, backoff=(0.1, 1.0))
+    reads = [ReadFactory("S1", "cam1", pki.key, pool=1).read(i) for i in range(10)]
+    for r in reads:
+        outbox.put(r.read_id, r.to_json_bytes())
+    up.start()
+    try:
+        assert wait_for(lambda: up.stats.acked >= 10, 10)
+        time.sleep(0.5)
+        assert outbox.stats().depth == 10 and outbox.stats().awaiting_receipt == 10
+        assert wait_for(lambda: up.stats.published >= 20, 10)  # due again after the timeout
+        central = start_central(pki, broker, tmp_path / "central", group="")  # a plain subscription
+        assert wait_for(lambda: outbox.stats().depth == 0, 20), outbox.stats()
+        assert central.store.count() == 10 and up.stats.receipts == 10
+        twin = reads[3].model_copy(update={"vrm": "ZZ99ZZZ"})
+        from agent.signing import sign
+
+        doc = sign(twin, pki.key)
+        outbox.put(twin.read_id + "-again", doc.to_json_bytes())  # another outbox row, the same read_id inside
+        assert wait_for(lambda: central.counts["conflicts"] == 1, 10), central.counts
+        assert central.store.count() == 10 and central.store.conflicts() == [twin.read_id]
+        assert wait_for(lambda: outbox.stats().depth == 1, 5)  # receipted under the read's id, not the row's
+        central.stop()
+    finally:
+        up.stop()
+
+
 # ---- delivery under failure ----------------------------------------------------------------------
 
 def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_path):
@@ -250,6 +303,40 @@ def test_sigkill_twice_delivers_exactly_1000_distinct_reads(pki, broker, tmp_pat
     finally:
         watcher.close()
         central.stop()
+
+
+@pytest.mark.slow
+def test_centrals_killed_and_restarted_under_load_lose_nothing(pki, broker, tmp_path):
+    """Two centrals share the group: one is stopped for good, the other is stopped for OUTAGE_S and
+    restarted under its own client id while a camera keeps publishing. The broker goes on queueing
+    the group's share for the stopped sessions; the receipts make the camera publish again what no
+    live central confirmed, so every read ends up stored, once, and the camera's outbox empties."""
+    outage = float(os.environ.get("ANPR_TEST_OUTAGE_S", "20"))
+    out = tmp_path / "central"  # one store for both: de-duplication across instances
+    a = start_central(pki, broker, out, client_id="c-a")
+    b = start_central(pki, broker, out, client_id="c-b")
+    state = tmp_path / "state"
+    n = 600
+    p = feeder(pki, broker, state, n, "--rate", "20", "--receipts", "--receipt-timeout", "2", "--receipt-max", "4",
+               "--linger", "120")
+    try:
+        assert wait_for(lambda: a.store.count() >= 100, 30)
+        b.stop()  # gone for good; its session keeps its place in the group
+        assert wait_for(lambda: a.store.count() >= 200, 30)
+        a.stop()
+        time.sleep(outage)
+        a = start_central(pki, broker, out, client_id="c-a")
+        err = finish(p, 240)
+        assert p.returncode == 0, err.decode()[-2000:]
+        summary = json.loads([x for x in err.decode().splitlines() if x.startswith("{")][-1])
+        assert summary["outbox_depth"] == 0, summary
+        ids = set(a.store.read_ids())
+        assert len(a.store.read_ids()) == n and ids == expected_ids(n, 1)
+        assert a.store.conflicts() == []
+    finally:
+        if p.poll() is None:
+            p.kill()
+        a.stop()
 
 
 @pytest.mark.slow
@@ -322,7 +409,6 @@ def test_full_outbox_reports_fault_keeps_running_and_resumes(pki, broker, tmp_pa
 def test_commands_over_mqtt_and_fuzzed_topics(pki, broker, tmp_path):
     from agent.commands import Commands
     from agent.outbox import Outbox
-    from agent.uplink import Uplink
 
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text('[site]\nid = "S1"\n[camera]\nid = "cam1"\n[recogniser]\nmin_confidence = 0.8\n')
@@ -391,7 +477,6 @@ def test_two_centrals_in_a_group_split_the_load(pki, broker, tmp_path):
 def test_mqtt_311_uplink_delivers(pki, tmp_path):
     from agent.outbox import Outbox
     from agent.synthetic import ReadFactory
-    from agent.uplink import Uplink
 
     plain = Mosquitto(tmp_path / "plain").start()
     try:
