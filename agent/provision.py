@@ -76,11 +76,33 @@ def provision(site: str, camera: str, broker: str, ca: Path, *, config_dir: Path
               state_dir: Path = Path("/var/lib/anpr-edge"), models_dir: Path = Path("/opt/anpr-edge/models"),
               backend: str = "picamera2", cert: Path | None = None, username: str | None = None,
               password_file: Path | None = None, force: bool = False, systemd: bool | None = None) -> ProvisionResult:
+    import tomllib
+
+    from agent.config import ConfigError
+
     created: list[str] = []
+    # Every input is checked before anything is written: a typo leaves no keys or CSR behind.
+    cfg_path = config_dir / "config.toml"
+    ca_dst, cert_dst, tls_key = config_dir / "ca.pem", config_dir / "device.crt", config_dir / "device.key"
+    text = config_text(site, camera, broker, ca_dst, cert_dst, tls_key, state_dir, models_dir, backend, username,
+                       password_file)
+    try:
+        from_mapping(tomllib.loads(text), "provision", environ={})
+    except (ConfigError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(str(e).replace("provision: ", "")) from None
+    ca_bytes = _pem_certificate(Path(ca), "--ca")
+    cert_obj = None if cert is None else x509.load_pem_x509_certificate(_pem_certificate(Path(cert), "--cert"))
+    if cert_obj is not None:
+        if force:
+            raise ValueError("--force makes a new TLS key, which --cert was not issued for: run with --force "
+                             "alone, have the CA sign the new CSR, then give its certificate")
+        if not tls_key.exists():
+            raise ValueError(f"{cert}: this unit has no TLS key yet ({tls_key}): run provision without --cert "
+                             "first, have the CA sign the CSR, then give its certificate")
+        mine = serialization.load_pem_private_key(tls_key.read_bytes(), password=None).public_key()
+        if not _same_key(cert_obj.public_key(), mine):
+            raise ValueError(f"{cert} was not issued for this unit's TLS key ({tls_key})")
     config_dir.mkdir(parents=True, exist_ok=True)
-    ca_dst = config_dir / "ca.pem"
-    ca_bytes = Path(ca).read_bytes()
-    x509.load_pem_x509_certificate(ca_bytes)  # refuse a file that is not a certificate
     if not ca_dst.exists() or ca_dst.read_bytes() != ca_bytes:
         ca_dst.write_bytes(ca_bytes)
         created.append(str(ca_dst))
@@ -99,7 +121,6 @@ def provision(site: str, camera: str, broker: str, ca: Path, *, config_dir: Path
         pub_path.write_bytes(pub)
         created.append(str(pub_path))
     # TLS key and CSR.
-    tls_key = config_dir / "device.key"
     if tls_key.exists() and not force:
         tk = serialization.load_pem_private_key(tls_key.read_bytes(), password=None)
         os.chmod(tls_key, 0o600)
@@ -114,27 +135,16 @@ def provision(site: str, camera: str, broker: str, ca: Path, *, config_dir: Path
     if csr_path.exists():
         old = x509.load_pem_x509_csr(csr_path.read_bytes())
         need_csr = not (old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == cn
-                        and old.public_key().public_numbers() == tk.public_key().public_numbers())
+                        and _same_key(old.public_key(), tk.public_key()))
     if need_csr:
         csr = (x509.CertificateSigningRequestBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])).sign(tk, hashes.SHA256()))
         csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
         created.append(str(csr_path))
-    cert_dst = config_dir / "device.crt"
-    if cert is not None:
-        c = x509.load_pem_x509_certificate(Path(cert).read_bytes())
-        if c.public_key().public_numbers() != tk.public_key().public_numbers():
-            raise ValueError(f"{cert} was not issued for this unit's TLS key ({tls_key})")
-        if not cert_dst.exists() or cert_dst.read_bytes() != Path(cert).read_bytes():
-            shutil.copyfile(cert, cert_dst)
-            created.append(str(cert_dst))
-    # Configuration.
-    cfg_path = config_dir / "config.toml"
-    text = config_text(site, camera, broker, ca_dst, cert_dst, tls_key, state_dir, models_dir, backend, username,
-                       password_file)
-    import tomllib
-
-    from_mapping(tomllib.loads(text), str(cfg_path), environ={})  # validate before writing
+    if cert is not None and (not cert_dst.exists() or cert_dst.read_bytes() != Path(cert).read_bytes()):
+        shutil.copyfile(cert, cert_dst)
+        created.append(str(cert_dst))
+    # Configuration (validated above).
     if not cfg_path.exists() or force:
         cfg_path.write_text(text, encoding="utf-8")
         created.append(str(cfg_path))
@@ -150,6 +160,23 @@ def provision(site: str, camera: str, broker: str, ca: Path, *, config_dir: Path
         installed = True
     return ProvisionResult(cfg_path, sk_path, pub_path, tls_key, csr_path, cert_dst, key_id(sk.public_key()),
                            hashlib.sha256(raw).hexdigest(), created, installed)
+
+
+def _pem_certificate(path: Path, flag: str) -> bytes:
+    try:
+        data = path.read_bytes()
+        x509.load_pem_x509_certificate(data)
+    except OSError as e:
+        raise ValueError(f"{flag} {path}: {e.strerror or e}") from None
+    except ValueError:
+        raise ValueError(f"{flag} {path}: not a PEM certificate") from None
+    return data
+
+
+def _same_key(a, b) -> bool:
+    """Two public keys of any type (EC, RSA, Ed25519) are the same key."""
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
 
 
 def acl_block(site: str, camera: str) -> str:

@@ -82,3 +82,40 @@ def test_provision_is_idempotent_keeps_keys_and_then_run_delivers(tmp_path):
         assert unit.uplink.stats.acked >= 3
     finally:
         broker.stop()
+
+
+def test_provision_refuses_bad_inputs_and_writes_nothing(tmp_path):
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    pki = Pki(tmp_path / "pki")
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    base = ["provision", "--config-dir", str(etc), "--state-dir", str(state), "--backend", "sim", "--no-systemd"]
+    good = {"--site": "S7", "--camera": "camZ", "--broker": "mqtts://127.0.0.1:8883", "--ca": str(pki.ca)}
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("hello")
+    # an Ed25519 certificate (not the unit's EC key) signed by the CA
+    ed = ed25519.Ed25519PrivateKey.generate()
+    now = dt.datetime.now(dt.UTC)
+    ed_cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+               .issuer_name(pki.ca_cert.subject).public_key(ed.public_key()).serial_number(1)
+               .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(pki.ca_key, hashes.SHA256()))
+    ed_path = tmp_path / "ed.crt"
+    ed_path.write_bytes(ed_cert.public_bytes(serialization.Encoding.PEM))
+    cases = [({"--site": "bad site!"}, "site"), ({"--camera": "../x"}, "camera"),
+             ({"--broker": "http://nowhere"}, "broker"), ({"--ca": str(not_pem)}, "not a PEM certificate"),
+             ({"--ca": str(tmp_path / "missing.pem")}, "missing.pem"),
+             ({"--cert": str(ed_path)}, "no TLS key yet")]
+    for change, why in cases:
+        args = {**good, **change}
+        res = CliRunner().invoke(app, base + [x for kv in args.items() for x in kv])
+        assert res.exit_code == 2, (change, res.output)
+        assert why in res.output and "Traceback" not in res.output, (change, res.output)
+        assert not etc.exists() and not state.exists(), change
+    ok = CliRunner().invoke(app, base + [x for kv in good.items() for x in kv])
+    assert ok.exit_code == 0, ok.output
+    res = CliRunner().invoke(app, base + [x for kv in good.items() for x in kv] + ["--cert", str(ed_path)])
+    assert res.exit_code == 2 and "was not issued for this unit's TLS key" in res.output, res.output
+    assert not (etc / "device.crt").exists()
