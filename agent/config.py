@@ -115,11 +115,19 @@ class Uplink(Strict):
     receipt_timeout_s: float = Field(60.0, ge=1, le=3600,
                                      description="Publish a read again when no receipt came this long after its "
                                                  "PUBACK; doubled per attempt up to 10 min.")
+    allow_plaintext: bool = Field(False, description="Allow mqtt:// (no TLS) to a broker that is not on this "
+                                                     "machine: plates, images and any password go in clear.")
 
     @model_validator(mode="after")
     def _pairs(self) -> Uplink:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file must be given together (client certificate for mTLS)")
+        host = self.broker.split("://", 1)[1].split(":", 1)[0].strip("/").lower()
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        if self.broker.startswith("mqtt://") and not loopback and not self.allow_plaintext:
+            raise ValueError(f"broker {self.broker} is plaintext MQTT to another machine: reads, images"
+                             f"{' and the password' if self.username else ''} would cross the network in clear; "
+                             "use mqtts:// (with ca_file) or set allow_plaintext = true")
         return self
 
 

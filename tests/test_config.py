@@ -114,3 +114,17 @@ def test_cli_version_and_help_list_only_working_commands():
     out = runner.invoke(app, ["--help"]).output
     for cmd in ("config", "sim", "bench", "demo"):
         assert cmd in out
+
+
+def test_plaintext_mqtt_to_another_machine_is_refused_unless_allowed():
+    import pytest
+
+    from agent.config import ConfigError, from_mapping
+
+    base = {"site": {"id": "S1"}, "camera": {"id": "cam1"}}
+    with pytest.raises(ConfigError, match="plaintext MQTT"):
+        from_mapping({**base, "uplink": {"broker": "mqtt://10.1.2.3:1883"}}, "t", environ={})
+    for ok in ({"broker": "mqtt://127.0.0.1:1883"}, {"broker": "mqtt://localhost"},
+               {"broker": "mqtt://broker.example:1883", "allow_plaintext": True},
+               {"broker": "mqtts://broker.example:8883"}):
+        from_mapping({**base, "uplink": ok}, "t", environ={})
