@@ -149,6 +149,7 @@ class Pipeline:
         self._recent: dict[str, float] = {}  # VRM -> time of its last sighting, for the repeat window
         self._stop = threading.Event()
         self._capture_done = threading.Event()
+        self.source_ended = False  # the camera's frames ended by themselves (a video file, a folder)
         self._threads: list[threading.Thread] = []
         self._last_frame: Frame | None = None
         self._ema_t: float | None = None
@@ -183,7 +184,10 @@ class Pipeline:
             while True:
                 self.queue.wait_turn()
                 f = next(frames, None)
-                if f is None or self._stop.is_set():
+                if f is None:
+                    self.source_ended = not self._stop.is_set()
+                    break
+                if self._stop.is_set():
                     break
                 self.stats.frames_captured += 1
                 self.queue.put(f)

@@ -28,6 +28,8 @@ from agent.signing import key_id, load_private, new_key, private_pem
 from agent.uplink import Uplink
 from hal.errors import HalError
 
+UPLINK_STALL_S = 90.0  # longer than the longest reconnect back-off wait (30 s) with its jitter
+
 log = logging.getLogger("anpr_edge")
 
 
@@ -165,10 +167,24 @@ class Unit:
         if self._user_on_commit:
             self._user_on_commit(read, track)
 
+    def failed_threads(self) -> list[str]:
+        """The unit's threads that died or stalled: capture, recognise (its loop feeds the watchdog) and
+        the uplink's network thread (publishing, receipts, commands). A capture thread that ended with
+        its finite source (a video file) is not a failure."""
+        bad = [t.name for t in self.pipeline._threads if not t.is_alive()
+               and not (t.name == "capture" and self.pipeline.source_ended)]
+        if not self.uplink.alive(UPLINK_STALL_S):
+            bad.append("uplink")
+        return bad
+
     def _watchdog(self) -> None:
         now = time.monotonic()
         if self.notifier is not None and now - self._last_wd >= 1.0:
             self._last_wd = now
+            bad = self.failed_threads()
+            if bad:  # no ping: systemd restarts the unit after WatchdogSec
+                log.error("watchdog not fed: thread(s) %s dead or stalled", ", ".join(bad))
+                return
             st = self.pipeline.stats
             self.notifier.notify(f"WATCHDOG=1\nSTATUS=fps {st.fps:.1f}, outbox {self.outbox.stats().depth}, "
                                  f"reads {st.reads_committed}")
@@ -219,12 +235,17 @@ def run(cfg: DeviceConfig, config_path: Path | None) -> int:
     unit.start()
     log.info("running: site %s camera %s (%s), broker %s", cfg.site.id, cfg.camera.id, cfg.camera.backend,
              cfg.uplink.broker)
+    failed: list[str] = []
     while not stop.is_set() and not unit.restart_requested.is_set():
         stop.wait(0.5)
-        if not any(t.is_alive() for t in unit.pipeline._threads):
+        if not any(t.is_alive() for t in unit.pipeline._threads) and unit.pipeline.source_ended:
             break  # a finite source (file, folder) has ended
+        failed = unit.failed_threads()
+        if failed:
+            log.error("thread(s) %s dead or stalled: stopping so that systemd restarts the unit", ", ".join(failed))
+            break
     depth = unit.outbox.stats().depth
     unit.stop()
     log.info("stopped: %d reads committed, %d awaiting delivery in the outbox", unit.pipeline.stats.reads_committed,
              depth)
-    return 3 if unit.restart_requested.is_set() else 0
+    return 3 if unit.restart_requested.is_set() else 4 if failed else 0

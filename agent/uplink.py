@@ -83,6 +83,12 @@ class Uplink:
         self._next_poll = 0.0
         self._connected = threading.Event()
         self._closing = False
+        self.heartbeat = time.monotonic()  # each pass of the network thread (commands run in it too)
+
+    def alive(self, stall_s: float) -> bool:
+        """The network thread runs and has made a pass within `stall_s` (the unit's watchdog asks)."""
+        return (self._thread is not None and self._thread.is_alive()
+                and time.monotonic() - self.heartbeat < stall_s)
 
     # ---- public ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -131,6 +137,7 @@ class Uplink:
         delay = self.backoff[0]
         host, port = self.broker.host_port
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             if not self.stats.connected:
                 try:
                     self._client.connect(host, port, self.broker.keepalive_s, clean_start=False,

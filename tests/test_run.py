@@ -67,3 +67,41 @@ state_dir = "{state}"
         central.stop()
         broker.stop()
         sock.close()
+
+
+def test_a_dead_uplink_thread_starves_the_watchdog_and_stops_the_unit(tmp_path):
+    """Every thread the unit needs is watched: with the uplink's network thread dead the pipeline
+    loop no longer pings the watchdog and `run` exits non-zero, so systemd restarts the unit."""
+    from agent.config import from_mapping
+    from agent.service import Unit
+
+    class Notifier:
+        def __init__(self):
+            self.msgs: list[str] = []
+
+        def notify(self, m: str) -> None:
+            self.msgs.append(m)
+
+    cfg = from_mapping({"site": {"id": "S1"}, "camera": {"id": "cam1", "backend": "sim", "exposure_us": 600,
+                                                          "sim": {"rate_per_hour": 3000, "realtime": True}},
+                        "recogniser": {"models_dir": str(ROOT / "models")},
+                        "uplink": {"broker": "mqtt://127.0.0.1:9"}, "storage": {"state_dir": str(tmp_path / "s")}},
+                       "t", environ={})
+    n = Notifier()
+    unit = Unit(cfg, None, notifier=n)
+    unit.start()
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not any("WATCHDOG=1" in m for m in n.msgs):
+            time.sleep(0.1)
+        assert any("WATCHDOG=1" in m for m in n.msgs) and unit.failed_threads() == []
+        unit.uplink._stop.set()  # the network thread ends, as an uncaught error would end it
+        unit.uplink._thread.join(10)
+        assert unit.failed_threads() == ["uplink"]
+        time.sleep(1.5)
+        k = len(n.msgs)
+        time.sleep(2.5)
+        assert not any("WATCHDOG=1" in m for m in n.msgs[k:]), n.msgs[k:]
+        assert any(t.is_alive() for t in unit.pipeline._threads)  # the pipeline runs on: only the ping stops
+    finally:
+        unit.stop(drain_s=0)
