@@ -99,7 +99,9 @@ class Store:
                 self._db.execute("INSERT INTO conflicts VALUES (?,?,?)", (read.read_id, time.time(), text))
                 return "conflict"
         for f, suffix in (("plate_patch", "patch"), ("overview", "overview")):
-            (self.out / "images" / f"{read.read_id}_{suffix}.jpg").write_bytes(getattr(read, f).jpeg())
+            img = getattr(read, f)
+            if img.jpeg_b64:  # empty: shed on the unit (storage full); the document and hash are kept
+                (self.out / "images" / f"{read.read_id}_{suffix}.jpg").write_bytes(img.jpeg())
         return "stored"
 
     def count(self) -> int:

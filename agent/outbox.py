@@ -8,8 +8,11 @@ the bounds the oldest reads are evicted and counted (health reports it), so it n
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -30,7 +33,11 @@ CREATE INDEX IF NOT EXISTS reads_created ON reads (created);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 # Added with end-to-end receipts; an outbox from before gets them on open.
-COLUMNS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("due", "REAL NOT NULL DEFAULT 0"))
+COLUMNS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("due", "REAL NOT NULL DEFAULT 0"),
+           ("shed", "INTEGER NOT NULL DEFAULT 0"))
+MARGIN_BYTES = 512 * 1024  # free space kept for the WAL (at most a sixth of the disk): images are shed below it
+LOG_EVERY_S = 30.0  # the same storage error is logged at most this often (with how many since)
+HOLD_S = (1.0, 60.0)  # a read whose update failed is not published again for this long (doubling)
 RECEIPT_TIMEOUT_S = 60.0
 RECEIPT_MAX_S = 600.0
 
@@ -55,6 +62,7 @@ class OutboxStats:
     evicted: int
     fault: str | None
     awaiting_receipt: int = 0  # published and acknowledged by the broker, no receipt from the central yet
+    images_shed: int = 0  # reads kept without their images since start (storage full)
 
 
 def private_dir(d: Path) -> None:
@@ -99,27 +107,126 @@ class Outbox:
         self.receipt_max_s = max(receipt_max_s, receipt_timeout_s)
         self.fault: str | None = None
         self.fault_count = 0  # failed writes since start (cumulative, for health)
+        self.images_shed = 0  # reads whose images were dropped to keep their documents (storage full)
+        self._logged: dict[str, tuple[float, int]] = {}  # error kind -> (last logged, suppressed since)
+        self._hold: dict[str, tuple[float, float]] = {}  # read_id -> (not before, next hold) after failed updates
+        # a small WAL, checkpointed often and truncated after: on a nearly full disk it must not hold the
+        # space that shedding images gave back
+        self._db.execute("PRAGMA journal_size_limit=262144")
+        self._db.execute("PRAGMA wal_autocheckpoint=64")
         row = self._db.execute("SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM reads").fetchone()
         self._bytes, self._depth = int(row[0]), int(row[1])
+        try:
+            self._total_disk = shutil.disk_usage(self.path.parent).total
+        except OSError:
+            self._total_disk = 1 << 40
+
+    def _room(self) -> int:
+        """Bytes the database can still grow by: free disk plus its own free pages, less what its WAL
+        may take (it must be able to write the shedding itself)."""
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+            pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        except (OSError, sqlite3.Error):
+            return 1 << 62
+        return free + int(pages) * int(size)
+
+    def _make_room(self, need: int) -> None:
+        """Before the disk is full: shed the oldest reads' images until this read's document and a
+        margin for the WAL fit. The database file does not shrink; its freed pages take the next reads."""
+        margin = min(MARGIN_BYTES, max(64 * 1024, self._total_disk // 6))
+        tries = 0
+        while self._room() < need + margin and tries < 20:
+            tries += 1
+            if not self._shed_images(need + margin - self._room()):
+                return
+            self._checkpoint()
+            self.fault = f"storage nearly full: images of {self.images_shed} reads shed to keep every read"
+            self._log_error("shed", "storage nearly full: shed the images of the oldest reads (%d so far)",
+                            self.images_shed)
+
+    def _log_error(self, kind: str, msg: str, *args) -> None:
+        """Rate-limited: a full disk fails every write, and one line per frame would fill it further."""
+        now = time.monotonic()
+        last, quiet = self._logged.get(kind, (0.0, 0))
+        if now - last >= LOG_EVERY_S:
+            log.error("outbox: " + msg + (f" ({quiet} more like it in the last {LOG_EVERY_S:.0f} s)" if quiet else ""),
+                      *args)
+            self._logged[kind] = (now, 0)
+        else:
+            self._logged[kind] = (last, quiet + 1)
+
+    def _hold_back(self, read_id: str) -> None:
+        """An update of this read failed: do not publish it again at once (no re-send storm)."""
+        _, step = self._hold.get(read_id, (0.0, HOLD_S[0]))
+        self._hold[read_id] = (time.monotonic() + step, min(step * 2, HOLD_S[1]))
+
+    def _shed_images(self, need: int) -> int:
+        """Drop the images of the oldest reads that still have them, until `need` bytes are freed:
+        their documents, hashes and signatures stay (the signature does not cover the image bytes)."""
+        freed = 0
+        rows = self._db.execute("SELECT seq, payload FROM reads WHERE shed = 0 ORDER BY seq LIMIT 64").fetchall()
+        for seq, payload in rows:
+            try:
+                doc = json.loads(payload)
+                for f in ("plate_patch", "overview"):
+                    if isinstance(doc.get(f), dict):
+                        doc[f]["jpeg_b64"] = ""
+                small = json.dumps(doc, separators=(",", ":")).encode()
+            except (ValueError, TypeError):
+                continue
+            self._db.execute("UPDATE reads SET payload = ?, bytes = ?, shed = 1 WHERE seq = ?",
+                             (small, len(small), seq))
+            freed += len(payload) - len(small)
+            self.images_shed += 1
+            if freed >= need:
+                break
+        if freed:
+            self._db.execute("INSERT INTO counters (name, value) VALUES ('shed', ?) "
+                             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (self.images_shed,))
+            row = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM reads").fetchone()
+            self._bytes = int(row[0])
+        return freed
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     def put(self, read_id: str, payload: bytes, created: float | None = None) -> bool:
-        """Commit a read; False if it was already there (same read_id). Raises OutboxError on I/O failure."""
+        """Commit a read; False if it was already there (same read_id). When storage is full the
+        oldest reads' images are shed first to make room for this document (see _make_room);
+        raises OutboxError when even that fails (the caller keeps the read and retries)."""
         created = time.time() if created is None else created
         with self._lock:
-            try:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO reads (read_id, created, bytes, payload) VALUES (?,?,?,?)",
-                    (read_id, created, len(payload), payload))
-            except sqlite3.Error as e:
-                self.fault = f"outbox write failed: {e}"
-                self.fault_count += 1
-                log.error("outbox: cannot store read %s: %s", read_id, e)
-                raise OutboxError(str(e)) from e
-            self.fault = None
+            with contextlib.suppress(sqlite3.Error):
+                self._make_room(len(payload))
+            for attempt in range(2):
+                try:
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO reads (read_id, created, bytes, payload) VALUES (?,?,?,?)",
+                        (read_id, created, len(payload), payload))
+                    break
+                except sqlite3.Error as e:
+                    self.fault_count += 1
+                    full = "full" in str(e).lower()
+                    if attempt == 0 and full:
+                        try:
+                            self._checkpoint()
+                            shed = self._shed_images(2 * len(payload))
+                            self._checkpoint()
+                        except sqlite3.Error:
+                            shed = 0
+                        if shed:
+                            self.fault = f"storage full: images of {self.images_shed} reads shed to keep reads"
+                            self._log_error("shed", "storage full: shed the images of the oldest reads "
+                                            "(%d so far) to store read %s", self.images_shed, read_id)
+                            continue
+                    self.fault = f"outbox write failed: {e}"
+                    self._log_error("put", "cannot store read %s: %s", read_id, e)
+                    raise OutboxError(str(e)) from e
+            if self.fault and self.fault.startswith("outbox write failed"):
+                self.fault = None
             if cur.rowcount:
                 self._bytes += len(payload)
                 self._depth += 1
@@ -147,7 +254,7 @@ class Outbox:
                             self.max_bytes, self.max_age_s / 3600)
         except sqlite3.Error as e:
             self.fault = f"outbox eviction failed: {e}"
-            log.error("outbox: %s", self.fault)
+            self._log_error("evict", "%s", self.fault)
 
     def mark_sent(self, read_id: str) -> None:
         """The broker acknowledged the read: without receipts it is done; with them it waits for its
@@ -160,15 +267,21 @@ class Outbox:
                         "UPDATE reads SET sent_at = ?, attempts = attempts + 1, "
                         "due = ? + min(?, ? * (1 << min(attempts, 16))) WHERE read_id = ?",
                         (now, now, self.receipt_max_s, self.receipt_timeout_s, read_id))
-                    return
-                row = self._db.execute("DELETE FROM reads WHERE read_id = ? RETURNING bytes", (read_id,)).fetchone()
+                    row = None
+                else:
+                    row = self._db.execute("DELETE FROM reads WHERE read_id = ? RETURNING bytes",
+                                           (read_id,)).fetchone()
             except sqlite3.Error as e:
                 self.fault = f"outbox update failed: {e}"
-                log.error("outbox: %s", self.fault)
+                self._log_error("update", "%s", self.fault)
+                self._hold_back(read_id)
                 return
+            self._hold.pop(read_id, None)
             if row is not None:
                 self._bytes -= int(row[0])
                 self._depth -= 1
+                if self.fault:
+                    self._after_delete()
 
     def confirm(self, read_ids: list[str]) -> int:
         """The central's receipt: these reads are stored there, delete them; how many were here."""
@@ -177,18 +290,42 @@ class Outbox:
         done = 0
         with self._lock:
             try:
-                for i in range(0, len(read_ids), 500):
-                    part = read_ids[i:i + 500]
-                    rows = self._db.execute(
-                        f"DELETE FROM reads WHERE read_id IN ({','.join('?' * len(part))}) RETURNING bytes",
-                        part).fetchall()
+                step = 32 if self.fault else 500  # under storage pressure: small steps, the WAL emptied between
+                for i in range(0, len(read_ids), step):
+                    if self.fault:
+                        self._checkpoint()
+                    part = read_ids[i:i + step]
+                    sql = f"DELETE FROM reads WHERE read_id IN ({','.join('?' * len(part))}) RETURNING bytes"
+                    try:
+                        rows = self._db.execute(sql, part).fetchall()
+                    except sqlite3.OperationalError:  # full: empty the WAL and try once more
+                        self._checkpoint()
+                        rows = self._db.execute(sql, part).fetchall()
                     done += len(rows)
                     self._bytes -= sum(int(r[0]) for r in rows)
                     self._depth -= len(rows)
             except sqlite3.Error as e:
                 self.fault = f"outbox delete failed: {e}"
-                log.error("outbox: %s", self.fault)
+                self._log_error("delete", "%s", self.fault)
+                for rid in read_ids:
+                    self._hold_back(rid)
+                return done
+            for rid in read_ids:
+                self._hold.pop(rid, None)
+            if done and self.fault:
+                self._after_delete()
         return done
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _after_delete(self) -> None:
+        """Space freed after a storage fault: give the WAL's back to the disk; clear the fault once
+        there is room again."""
+        self._checkpoint()
+        if self._room() > 4 * MARGIN_BYTES:
+            self.fault = None
 
     def newest(self, limit: int, exclude: set[str], newer_than_seq: int = 0) -> list[Pending]:
         """Most recent reads due for publishing first (live traffic before backlog)."""
@@ -206,9 +343,11 @@ class Outbox:
                 rows = self._db.execute(sql, args).fetchall()
             except sqlite3.Error as e:
                 self.fault = f"outbox read failed: {e}"
-                log.error("outbox: %s", self.fault)
+                self._log_error("read", "%s", self.fault)
                 return []
-        out = [Pending(int(s), str(r), float(c), bytes(p)) for s, r, c, p in rows if r not in exclude]
+            now = time.monotonic()
+            held = {r for r, (until, _) in self._hold.items() if until > now}
+        out = [Pending(int(s), str(r), float(c), bytes(p)) for s, r, c, p in rows if r not in exclude and r not in held]
         return out[:limit]
 
     def max_seq(self) -> int:
@@ -224,4 +363,4 @@ class Outbox:
             except sqlite3.Error as e:
                 return OutboxStats(self._depth, self._bytes, None, 0, f"outbox unreadable: {e}")
         return OutboxStats(self._depth, self._bytes, None if oldest is None else max(0.0, time.time() - oldest),
-                           int(ev[0]) if ev else 0, self.fault, int(waiting))
+                           int(ev[0]) if ev else 0, self.fault, int(waiting), self.images_shed)

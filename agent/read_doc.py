@@ -35,7 +35,8 @@ class Location(Doc):
 
 
 class Image(Doc):
-    jpeg_b64: str = Field(description="The JPEG, base64.")
+    jpeg_b64: str = Field(description="The JPEG, base64; empty when the unit shed the image to keep the read "
+                                      "(storage full): sha256 and bytes still name it.")
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     bytes: int = Field(gt=0, description="Size of the JPEG in bytes.")

@@ -213,6 +213,7 @@ class Unit:
             self.notifier.notify("STOPPING=1")
         self.pipeline.stop(drain=True)
         self.uplink.stop(drain_s=drain_s)
+        self.outbox_stats_at_stop = self.outbox.stats()
         self.outbox.close()
         if self.illuminator is not None:
             self.illuminator.close()
@@ -244,8 +245,11 @@ def run(cfg: DeviceConfig, config_path: Path | None) -> int:
         if failed:
             log.error("thread(s) %s dead or stalled: stopping so that systemd restarts the unit", ", ".join(failed))
             break
-    depth = unit.outbox.stats().depth
     unit.stop()
-    log.info("stopped: %d reads committed, %d awaiting delivery in the outbox", unit.pipeline.stats.reads_committed,
-             depth)
+    st = unit.outbox_stats_at_stop
+    held = unit.pipeline.stats.reads_held
+    log.log(logging.ERROR if held else logging.INFO,
+            "stopped: %d reads committed, %d awaiting delivery in the outbox (%d of them awaiting a receipt), "
+            "%d kept without images (storage full), %d lost (held in memory, the outbox could not store them)",
+            unit.pipeline.stats.reads_committed, st.depth, st.awaiting_receipt, st.images_shed, held)
     return 3 if unit.restart_requested.is_set() else 4 if failed else 0

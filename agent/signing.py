@@ -69,6 +69,8 @@ def verify(doc: dict[str, Any] | bytes | str, pub: Ed25519PublicKey) -> Read:
         raise VerifyError("signature does not match the document (tampered or wrong key)") from None
     for f in IMAGE_FIELDS:
         img = getattr(read, f)
+        if img.jpeg_b64 == "":
+            continue  # shed on the unit when its storage was full: the hash still names the image
         try:
             data = img.jpeg()
         except ValueError:

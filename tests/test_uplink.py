@@ -404,6 +404,53 @@ def test_full_outbox_reports_fault_keeps_running_and_resumes(pki, broker, tmp_pa
         central.stop()
 
 
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real 3 MB filesystem (tmpfs) for the outbox: needs root, as CI has."""
+    d = tmp_path / "small"
+    d.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(d)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_disk_full_sheds_images_keeps_every_read_bounded_logs_no_storm(pki, broker, tmp_path, small_fs):
+    """On a 3 MB filesystem with no central for a while, 200 reads of ~35 kB cannot all be kept whole:
+    the oldest reads' images are shed so every document is committed, storage errors are logged a few
+    times, not once per read, nothing is re-sent in a storm; when the central comes the space comes
+    back and every read is stored, the shed ones with their hashes and without their images."""
+    state = small_fs / "state"
+    n = 200
+    p = feeder(pki, broker, state, n, "--rate", "40", "--receipts", "--receipt-timeout", "3", "--receipt-max", "6",
+               "--linger", "90")
+    central = None
+    try:
+        assert wait_for(lambda: (state / "produced").exists() and int((state / "produced").read_text() or 0) >= n,
+                        60), p.log.read_bytes()[-2000:]
+        time.sleep(3)
+        assert p.poll() is None, p.log.read_bytes()[-2000:]
+        central = start_central(pki, broker, tmp_path / "central", group="")
+        err = finish(p, 150)
+        assert p.returncode == 0, err.decode()[-2000:]
+        summary = json.loads([x for x in err.decode().splitlines() if x.startswith("{")][-1])
+        assert summary["outbox_depth"] == 0 and summary["produced"] == n, summary
+        assert wait_for(lambda: central.store.count() == n, 10)
+        assert set(central.store.read_ids()) == expected_ids(n, 1)
+        images = tmp_path / "central" / "images"
+        shed = [r for r in central.store.read_ids() if not (images / f"{r}_patch.jpg").exists()]
+        assert shed, "3 MB cannot hold 200 whole reads: some images must have been shed"
+        log_lines = [x for x in err.decode().splitlines() if "outbox:" in x]
+        assert len(log_lines) < 40, log_lines[:10]
+        assert summary["acked"] < 6 * n, summary  # re-sends bounded by the receipt back-off, no storm
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if central is not None:
+            central.stop()
+
+
 # ---- commands ------------------------------------------------------------------------------------
 
 def test_commands_over_mqtt_and_fuzzed_topics(pki, broker, tmp_path):
