@@ -47,13 +47,15 @@ def read_items(data: Path, licences: tuple[str, ...], calibration: bool = False)
             if r["text"] and all(c in ALPHABET for c in r["text"]) and held_out(r) == calibration]
 
 
-def sources(data: Path, licences: tuple[str, ...]) -> list[dict[str, object]]:
-    """Source, licence and item count of what training used, for the model card."""
+def sources(data: Path, licences: tuple[str, ...], sets: tuple[str, ...] = ("real-detect", "real-read")
+            ) -> list[dict[str, object]]:
+    """Source, licence and item count of what training used (the reader uses both sets: real crops,
+    and real scenes with UK plates composited in; the detector real-detect only), for the model card."""
     from collections import Counter
 
     c = Counter((r["source"], r["licence"], kind) for kind, items in
                 (("real-detect", detect_items(data, licences)), ("real-read", read_items(data, licences)))
-                for r in items)
+                if kind in sets for r in items)
     return [{"set": k, "source": s, "licence": lic, "items": n} for (s, lic, k), n in sorted(c.items())]
 
 

@@ -322,10 +322,10 @@ def licence_families(args) -> tuple[str, ...]:
     return tuple(x.strip() for x in args.licences.split(",") if x.strip())
 
 
-def real_sources(args) -> list[dict[str, object]]:
+def real_sources(args, sets: tuple[str, ...] = ("real-detect", "real-read")) -> list[dict[str, object]]:
     """What of the real data a run trained on (source, licence, items), for the model card."""
     if not (args.real and args.real_count):
         return []
     from real_data import sources
 
-    return sources(args.real.resolve(), licence_families(args))
+    return sources(args.real.resolve(), licence_families(args), sets)

@@ -248,7 +248,7 @@ def main() -> None:
             "val_cell_precision_int8": round(tp / max(tp + fp, 1), 4),
             "train_wall_s": round(train_s), "tensorflow": tf.__version__,
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
-            "licences": args.licences or "all", "real_sources": real_sources(args)}
+            "licences": args.licences or "all", "real_sources": real_sources(args, ("real-detect",))}
     (args.out / "detector.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 
