@@ -84,8 +84,8 @@ class Store:
         """Store a verified read: "stored", "duplicate" (the same document again) or "conflict" (the
         same read_id with other content: kept apart in `conflicts`, never over the first)."""
         doc = dict(raw)
-        for f in ("plate_patch", "overview"):
-            doc[f] = {k: v for k, v in doc[f].items() if k != "jpeg_b64"}
+        for f in ("plate_patch", "overview"):  # images go to files; a shed one keeps its empty jpeg_b64
+            doc[f] = {k: v for k, v in doc[f].items() if k != "jpeg_b64" or not v}
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
         with self._lock:
             cur = self._db.execute(
@@ -115,6 +115,36 @@ class Store:
     def read_ids(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT read_id FROM reads ORDER BY read_id")]
+
+
+class ExportError(ValueError):
+    """A read that cannot be exported from a store (absent, or its image files missing or altered)."""
+
+
+def export_read(out: Path, read_id: str) -> bytes:
+    """The stored document with its images put back from images/, as the camera signed it; an image
+    the unit shed (storage full) stays empty, and `verify` says so; a missing image file is an error."""
+    import base64
+
+    db = out / "reads.sqlite"
+    if not db.is_file():
+        raise ExportError(f"{out}: not a central store (no reads.sqlite)")
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT doc FROM reads WHERE read_id = ?", (read_id,)).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise ExportError(f"read {read_id!r} is not in {db}")
+    doc = json.loads(row[0])
+    for f, suffix in (("plate_patch", "patch"), ("overview", "overview")):
+        if "jpeg_b64" in doc[f]:
+            continue  # shed on the unit (storage full): it arrived without its bytes
+        p = out / "images" / f"{read_id}_{suffix}.jpg"
+        if not p.is_file():
+            raise ExportError(f"{p} is missing: the stored read cannot be shown whole")
+        doc[f]["jpeg_b64"] = base64.b64encode(p.read_bytes()).decode("ascii")
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 class Central:

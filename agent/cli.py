@@ -81,7 +81,8 @@ def sim_dataset(
 
 @sim_app.command("contact-sheet")
 def sim_contact_sheet(
-    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("docs/img/sim-contact-sheet.png"),
+    out: Annotated[Path, typer.Option(help="PNG file to write (the README's picture is "
+                                           "docs/img/sim-contact-sheet.png).")] = Path("sim-contact-sheet.png"),
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """A grid of day and night sample frames with their ground truth drawn on."""
@@ -340,8 +341,32 @@ def verify_cmd(
         msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         typer.echo(f"{file}: FAILED: {msg}")
         raise typer.Exit(1 if isinstance(e, VerifyError) else 2) from None
+    shed = [f for f in ("plate_patch", "overview") if getattr(read, f).jpeg_b64 == ""]
     typer.echo(f"{file}: OK: read {read.read_id} {read.vrm} at {read.captured_at.isoformat()} "
-               f"signed by {read.signature.key_id if read.signature else '?'}")
+               f"signed by {read.signature.key_id if read.signature else '?'}"
+               + (f" (without {' and '.join(shed)}: shed on the unit, storage full; hashes signed)" if shed else ""))
+
+
+@app.command("export")
+def export_cmd(
+    store: Annotated[Path, typer.Argument(help="A central's --out folder (reads.sqlite and images/).")],
+    read_id: Annotated[str, typer.Argument(help="The read to export.")],
+    out: Annotated[Path | None, typer.Option(help="Write the document here (default: print it).")] = None,
+) -> None:
+    """A stored read as the camera signed it, images put back from the store: `anpr-edge verify`
+    checks it, so evidence can be shown untampered."""
+    from agent.central import ExportError, export_read
+
+    try:
+        data = export_read(store, read_id)
+    except ExportError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(data.decode())
+    else:
+        out.write_bytes(data)
+        typer.echo(f"wrote {out}")
 
 
 @app.command("schema")

@@ -161,6 +161,46 @@ def test_verify_cli_accepts_and_rejects_tampering(pki, tmp_path):
     assert bad.exit_code == 1 and "signature" in bad.output
 
 
+def test_a_stored_read_exported_with_its_images_verifies_and_tampering_is_found(pki, broker, tmp_path):
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from agent.synthetic import ReadFactory
+
+    central = start_central(pki, broker, tmp_path / "central")
+    cam = Client(settings(pki, broker, "S1.cam1"))
+    try:
+        whole = ReadFactory("S1", "cam1", pki.key, pool=1).read(0)
+        shed = ReadFactory("S1", "cam1", pki.key, pool=1).read(1)
+        doc = json.loads(shed.to_json_bytes())
+        doc["overview"]["jpeg_b64"] = ""  # the unit shed it (storage full)
+        for payload in (whole.to_json_bytes(), json.dumps(doc).encode()):
+            cam.c.publish("anpr/v1/S1/cam1/read", payload, qos=1).wait_for_publish(5)
+        assert wait_for(lambda: central.store.count() == 2, 5), central.counts
+    finally:
+        cam.close()
+        central.stop()
+    run = CliRunner()
+    pub = str(pki.keys / "S1.cam1.pub")
+    store = tmp_path / "central"
+    for r, note in ((whole, ""), (shed, "without overview")):
+        f = tmp_path / f"{r.read_id}.json"
+        res = run.invoke(app, ["export", str(store), r.read_id, "--out", str(f)])
+        assert res.exit_code == 0, res.output
+        ok = run.invoke(app, ["verify", str(f), "--pubkey", pub])
+        assert ok.exit_code == 0 and note in ok.output, ok.output
+    patch = store / "images" / f"{whole.read_id}_patch.jpg"
+    patch.write_bytes(patch.read_bytes()[:-10] + b"0123456789")  # an altered image file
+    f = tmp_path / "t.json"
+    assert run.invoke(app, ["export", str(store), whole.read_id, "--out", str(f)]).exit_code == 0
+    bad = run.invoke(app, ["verify", str(f), "--pubkey", pub])
+    assert bad.exit_code == 1 and "hash" in bad.output, bad.output
+    patch.unlink()
+    gone = run.invoke(app, ["export", str(store), whole.read_id])
+    assert gone.exit_code == 2 and "missing" in gone.output
+    assert run.invoke(app, ["export", str(store), "no-such-read"]).exit_code == 2
+
+
 # ---- security ------------------------------------------------------------------------------------
 
 def test_acl_certificates_and_tamper_detection(pki, broker, tmp_path):
