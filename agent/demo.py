@@ -112,6 +112,8 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         with tally.lock:
             tally.reads.append({"read_id": read.read_id, "vrm": read.vrm, "confidence": read.confidence,
                                 "format": read.format, "vehicle": vid,
+                                "captured": read.captured_at.strftime("%H:%M:%S"),
+                                "hidden": vid in tally.occluded and vid not in tally.truth,
                                 "truth": tally.truth.get(vid) if vid is not None else None,
                                 "cond": frame.truth.conditions,
                                 "frames": read.frames, "direction": read.direction})
@@ -135,7 +137,7 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
                 break
             time.sleep(0.25)
             if view is not None:
-                view.update(_table(unit, central, tally))
+                view.update(_table(unit, central, tally, time.monotonic() - t_start))
     except KeyboardInterrupt:
         pass
     finally:
@@ -144,7 +146,7 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         while central.store.count() < len(tally.reads) and time.monotonic() < end:
             time.sleep(0.1)
         if view is not None:
-            view.update(_table(unit, central, tally))
+            view.update(_table(unit, central, tally, time.monotonic() - t_start))
             view.stop()
         central.stop()
         if broker is not None:
@@ -197,24 +199,45 @@ def _pct(v: list[float]) -> dict:
     return {"p50": round(float(np.percentile(a, 50)), 1), "p99": round(float(np.percentile(a, 99)), 1)}
 
 
-def _table(unit, central: Central, tally: Tally):
+def _verdict(r: dict) -> tuple[str, str]:
+    """(truth shown, match shown) for one read: a plate partly hidden (tow bar, bike rack) has no
+    readable truth, and a read of nothing the simulator drew is a false read."""
+    if r["truth"]:
+        return r["truth"], "yes" if r["vrm"] == r["truth"] else "no"
+    if r.get("hidden"):
+        return "(plate partly hidden)", "not scored"
+    return "(no plate there)", "false read"
+
+
+def _running(tally: Tally) -> tuple[int, int]:
+    """(vehicles read exactly, vehicles seen) so far."""
+    with tally.lock:
+        seen = tally.vehicles()
+        right = {r["vehicle"] for r in tally.reads if r["truth"] and r["vrm"] == r["truth"]}
+    return len(right & seen), len(seen)
+
+
+def _table(unit, central: Central, tally: Tally, elapsed_s: float = 0.0):
     from rich.table import Table
 
     st = unit.pipeline.stats
     cam = unit.camera
     e = cam.exposure
     lat = _pct(list(st.commit_latency_ms))
-    t = Table(title=f"anpr-edge demo  light {cam._cond.name}  shutter {e.exposure_us} us  gain {e.gain:.1f}  "
-                    f"IR {e.ir_level:.2f}  fps {st.fps:.0f}  latency p50 {lat.get('p50', '-')} ms  "
-                    f"outbox {unit.outbox.stats().depth}  central {central.store.count()}  "
-                    f"vehicles {len(tally.vehicles())}")
-    for c in ("time", "VRM read", "truth", "match", "confidence", "format", "frames", "light"):
+    right, seen = _running(tally)
+    acc = f"{right}/{seen} ({right / seen:.0%})" if seen else "-"
+    t = Table(title=f"anpr-edge demo  {int(elapsed_s) // 60:02d}:{int(elapsed_s) % 60:02d} elapsed  light "
+                    f"{cam._cond.name}  shutter {e.exposure_us} us  gain {e.gain:.1f}  IR {e.ir_level:.2f}  "
+                    f"{st.fps:.1f} frames/s  latency p50 {lat.get('p50', '-')} ms  outbox "
+                    f"{unit.outbox.stats().depth}  central {central.store.count()}  read exactly {acc}")
+    for c in ("captured", "VRM read", "truth", "match", "confidence", "format", "frames", "light"):
         t.add_column(c)
     with tally.lock:
         recent = tally.reads[-14:]
+    colours = {"yes": "green", "no": "red", "false read": "red", "not scored": "yellow"}
     for r in recent:
-        ok = r["vrm"] == r["truth"]
-        t.add_row(r["read_id"][:8], r["vrm"], str(r["truth"] or "-"), "[green]yes[/]" if ok else "[red]no[/]",
+        truth, match = _verdict(r)
+        t.add_row(r.get("captured", ""), r["vrm"], truth, f"[{colours[match]}]{match}[/]",
                   f"{r['confidence']:.2f}", r["format"], str(r["frames"]), r["cond"])
     return t
 
@@ -223,13 +246,20 @@ def write_gallery(out: Path, tally: Tally, central: Central, summary: dict) -> P
     cards = []
     for r in reversed(tally.reads[-120:]):
         rid = r["read_id"]
-        ok = r["vrm"] == r["truth"]
+        truth, match = _verdict(r)
+        mark = {"yes": "&#10003;", "no": "&#10007;", "false read": "&#10007; false read",
+                "not scored": "not scored: the plate was partly hidden (tow bar, bike rack), so no exact truth"}[match]
         cards.append(
-            f'<figure class="{"ok" if ok else "bad"}"><img class="ov" src="central/images/{rid}_overview.jpg" '
-            f'alt="overview"><div class="row"><img class="patch" src="central/images/{rid}_patch.jpg" alt="plate">'
-            f'<div><b>{html.escape(r["vrm"])}</b> ({html.escape(r["format"])}, {r["confidence"]:.2f})<br>'
-            f'truth {html.escape(str(r["truth"] or "-"))} {"&#10003;" if ok else "&#10007;"}<br>'
-            f'{html.escape(r["cond"])}, {r["frames"]} frames, {html.escape(r["direction"])}</div></div></figure>')
+            f'<figure class="{"ok" if match in ("yes", "not scored") else "bad"}"><img class="ov" '
+            f'src="central/images/{rid}_overview.jpg" alt="overview"><div class="row"><img class="patch" '
+            f'src="central/images/{rid}_patch.jpg" alt="plate"><div><b>{html.escape(r["vrm"])}</b> '
+            f'({html.escape(r["format"])}, {r["confidence"]:.2f})<br>truth {html.escape(truth)} {mark}<br>'
+            f'{html.escape(r["cond"])}, {r["frames"]} frames, {html.escape(r["direction"])}<br>'
+            f'captured {html.escape(r.get("captured", "?"))} UTC<br><small>read {html.escape(rid)}</small>'
+            f'</div></div></figure>')
+    by_light = ", ".join(f"{k} {v}" for k, v in summary["accuracy_by_light"].items())
+    lat = summary["capture_to_commit_ms"]
+    lat_text = ", ".join(f"{k} {v} ms" for k, v in lat.items()) if isinstance(lat, dict) else str(lat)
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>anpr-edge demo</title>
 <style>body{{font-family:system-ui,sans-serif;background:#15171a;color:#e8e8e8;margin:16px}}
 .sum{{background:#22262b;padding:10px 14px;border-radius:6px;display:inline-block}}
@@ -237,8 +267,8 @@ figure{{display:inline-block;vertical-align:top;margin:6px;width:330px;backgroun
 border-radius:6px}} figure.bad{{outline:2px solid #c44}} .ov{{width:100%}} .row{{display:flex;gap:8px;
 margin-top:4px;font-size:13px}} .patch{{width:120px;height:60px;image-rendering:pixelated}}</style></head>
 <body><h1>anpr-edge demo</h1><div class="sum">{summary['vehicles']} vehicles, {summary['reads']} reads,
-accuracy {summary['accuracy']:.1%} against ground truth; by light {html.escape(str(summary['accuracy_by_light']))};
-capture to commit {html.escape(str(summary['capture_to_commit_ms']))} ms;
+accuracy {summary['accuracy']:.1%} against ground truth; by light: {html.escape(by_light)};
+capture to commit: {html.escape(lat_text)};
 central stored {summary['central']['stored']}</div>
 <p>Each card: the overview (&le; 25,000 bytes) and plate patch (120x60, &le; 3,000 bytes) as the central
 subscriber stored them.</p>
