@@ -531,9 +531,9 @@ def calibrate_cmd(
         raise typer.Exit(2) from None
     try:
         res = calibrate(cfg, out, frames, source, video, models=models)
-    except (ValueError, OSError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # a bad input (not a video, no camera): not a failed check
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     for c in res["checks"]:
         typer.echo(f"{c['status'].upper():5} {c['name']:17} {c['value']}  -> {c['advice']}")
     typer.echo(f"overall {res['overall'].upper()}; report: {out / 'report.html'}")

@@ -142,9 +142,16 @@ def run_checks(ms: list[PlateMeasure], tracks: list, fps: float, th: Thresholds,
     good = [t for t in tracks if t["confidence"] >= th.min_confidence]
     rate = len(good) / len(tracks)
     st = _grade(rate, th.read_rate_fail, th.read_rate_warn)
+    failing = [c.name for c in out if c.status != "pass"]
+    if st == "pass":
+        advice = "Reading well."
+    elif failing:
+        advice = f"Low read rate: fix {', '.join(failing)} above first."
+    else:
+        advice = ("Low read rate although every check above passes: look at the worst plate patches below "
+                  "(dirty or damaged plates, glare, an obstruction) and run again with more traffic.")
     out.append(Check("read_rate", st, f"{rate:.0%} of {len(tracks)} vehicles read at confidence >= "
-                     f"{th.min_confidence}", "Reading well." if st == "pass" else
-                     "Low read rate: fix the failing checks above first.",
+                     f"{th.min_confidence}", advice,
                      {"rate": rate, "confidences": [t["confidence"] for t in tracks]}))
     return out
 

@@ -4,6 +4,7 @@ lanes and privacy masks drawn; best and worst plate patches; histograms) plus `r
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import cv2
@@ -80,20 +81,29 @@ def write_report(out: Path, result: dict, ms, samples, crops, cfg) -> Path:
         a = cv2.resize(a, (960, int(960 * a.shape[0] / a.shape[1])), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(img_dir / name), a, [cv2.IMWRITE_JPEG_QUALITY, 85])
         figs.append(name)
-    patches = sorted(crops, key=lambda c: (c[0], c[1]))
-    picks = {"worst": patches[:6], "best": patches[-6:][::-1]}
+    # one patch per plate (its best sighting), and only what the reader read something from: a region
+    # read at 0.00 is not a plate, and the same plate six times says nothing about the others
+    best_per_plate: dict[str, tuple] = {}
+    for c in crops:
+        vrm = c[3] if len(c) > 3 else ""
+        if vrm and c[0] > 0.05 and (vrm not in best_per_plate or c[0] > best_per_plate[vrm][0]):
+            best_per_plate[vrm] = c
+    patches = sorted(best_per_plate.values(), key=lambda c: (c[0], c[1]))
+    picks = {"worst": patches[:6], "best": patches[::-1][:6]}
     patch_html = {}
     for kind, items in picks.items():
         cells = []
-        for k, (conf, sharp, crop) in enumerate(items):
+        for k, (conf, sharp, crop, *vrm) in enumerate(items):
             name = f"{kind}_{k}.png"
             cv2.imwrite(str(img_dir / name), letterbox(crop, 240, 120))
-            cells.append(f'<figure><img src="img/{name}" alt="{kind} plate"><figcaption>confidence {conf:.2f}, '
-                         f'sharpness {sharp:.2f}</figcaption></figure>')
+            cells.append(f'<figure><img src="img/{name}" alt="{kind} plate"><figcaption>'
+                         f'{html.escape(vrm[0] if vrm else "")} confidence {conf:.2f}, sharpness {sharp:.2f}'
+                         f'</figcaption></figure>')
         patch_html[kind] = "".join(cells)
     if ms:
         cv2.imwrite(str(img_dir / "hist_char_height.png"),
-                    histogram([m.char_height_px for m in ms], 20, "character height", "px"))
+                    histogram([m.char_height_px for m in ms if m.confidence > 0.05 and m.char_height_px >= 6]
+                              or [m.char_height_px for m in ms], 20, "character height (plates read)", "px"))
         cv2.imwrite(str(img_dir / "hist_confidence.png"),
                     histogram([m.confidence for m in ms], np.linspace(0, 1, 21), "read confidence", "0-1"))
     rows = "".join(
@@ -112,6 +122,8 @@ background:{COLOURS[overall]}}}</style></head><body>
 <h1>Commissioning report: site {html.escape(result['site'])}, camera {html.escape(result['camera'])}</h1>
 <p><span class="overall">{overall.upper()}</span> &nbsp; {result['vehicles']} vehicles, {result['plates_measured']}
 plate sightings over {result['frames']} frames from {html.escape(str(result['source']))}.</p>
+<p>{html.escape(result.get('generated', ''))}; {html.escape(result.get('software', ''))}; models
+{html.escape(', '.join(result.get('models', {}).values()))}.</p>
 <h2>Checks</h2><table><tr><th>check</th><th>result</th><th>measured</th><th>what to do</th></tr>{rows}</table>
 <h2>Sample frames</h2><p>Red: plates found. Orange: configured capture region; blue: configured lanes; grey:
 privacy masks. Dashed green: suggested capture region; dashed magenta: suggested lanes.</p>
@@ -120,6 +132,7 @@ privacy masks. Dashed green: suggested capture region; dashed magenta: suggested
 <h2>Worst plate patches</h2>{patch_html.get('worst', '')}
 <h2>Distributions</h2><img src="img/hist_char_height.png" alt="character height histogram">
 <img src="img/hist_confidence.png" alt="confidence histogram">
+<h2>Configuration used</h2><pre>{html.escape(json.dumps(result.get('config', {}), indent=2))}</pre>
 </body></html>"""
     p = out / "report.html"
     p.write_text(page, encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 from dataclasses import asdict
@@ -11,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agent import __version__
 from agent.config import DeviceConfig
 from agent.recognise import Recogniser
 from agent.recognise.rectify import crop_plate
@@ -32,6 +34,14 @@ def build_source(cfg: DeviceConfig, source: str, video: Path | None, frames: int
 
         if video is None:
             raise ValueError("--source video needs a PATH")
+        if not video.exists():
+            raise ValueError(f"{video}: not found")
+        if video.is_file():
+            probe = cv2.VideoCapture(str(video))
+            ok = probe.isOpened() and probe.read()[0]
+            probe.release()
+            if not ok:
+                raise ValueError(f"{video}: not a video OpenCV can read (give a video file or a folder of images)")
         return OpenCvCamera(str(video), cfg.camera.id, colour=cfg.camera.colour)
     if source == "sim":
         from sim.camera import SimCamera
@@ -77,7 +87,8 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
                 continue
             ms.append(m)
             with contextlib.suppress(ValueError):
-                crops.append((m.confidence, m.sharpness, crop_plate(f.pixels, d.quad, 0.1, 0.3)))
+                crops.append((m.confidence, m.sharpness, crop_plate(f.pixels, d.quad, 0.1, 0.3),
+                              read.vrm if read else ""))
             # unread plates are tracked too: they count against the read rate and show framing problems
             obs.append(Observation(t, f.seq, read.vrm if read else "", read.confidence if read else 0.0,
                                    read.char_confidences if read else (), d.bbox, d.score, payload=m))
@@ -93,7 +104,11 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
     region, lanes = suggest_geometry(ms, cam.capabilities.width, cam.capabilities.height)
     result = {
         "site": cfg.site.id, "camera": cfg.camera.id, "source": source if source != "video" else str(video),
-        "frames": n, "plates_measured": len(ms), "vehicles": len(tracks),
+        "frames": n, "plates_measured": len(ms),
+        "vehicles": len([t for t in tracks if t["frames"] >= 3] or tracks),  # as the checks count them
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "software": f"anpr-edge {__version__}", "models": dict(rec.versions),
+        "config": cfg.model_dump(mode="json"),
         "overall": "fail" if any(c.status == "fail" for c in checks) else
                    "warn" if any(c.status == "warn" for c in checks) else "pass",
         "checks": [asdict(c) for c in checks],

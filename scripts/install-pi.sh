@@ -50,14 +50,17 @@ done
 
 run mkdir -p "$PREFIX"
 run cp -r "$SRC/agent" "$SRC/hal" "$SRC/sim" "$SRC/calibration" "$SRC/models" "$SRC/systemd" \
-  "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/config.example.toml" "$PREFIX/"
+  "$SRC/docs" "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/config.example.toml" "$PREFIX/"
 # --system-site-packages: picamera2 and libcamera come from the OS packages above.
 run python3 -m venv --system-site-packages "$PREFIX/.venv"
 run "$PREFIX/.venv/bin/pip" install --upgrade pip
 run "$PREFIX/.venv/bin/pip" install "$PREFIX"
 run install -d -m 0755 /etc/anpr-edge
 run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" /var/lib/anpr-edge
+run ln -sf "$PREFIX/.venv/bin/anpr-edge" /usr/local/bin/anpr-edge  # on PATH for the installer's next steps
 run install -m 0644 "$SRC/systemd/anpr-edge.service" /etc/systemd/system/anpr-edge.service
 run systemctl daemon-reload
-echo "installed. Next: anpr-edge provision --site SITE --camera CAM --broker mqtts://HOST:8883 --ca CA.pem"
+echo "installed (anpr-edge is on PATH as /usr/local/bin/anpr-edge)."
+echo "Next: sudo anpr-edge provision --site SITE --camera CAM --broker mqtts://HOST:8883 --ca CA.pem"
+echo "Runbook: $PREFIX/docs/runbook.md"
 echo "then: systemctl enable --now anpr-edge"

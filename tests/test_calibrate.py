@@ -37,8 +37,33 @@ def test_good_installation_passes(good):
     for name in ("focus", "character_height", "plate_angle", "shutter", "exposure_day", "framing"):
         assert st[name] == "pass", (name, res["checks"])
     assert st["read_rate"] != "fail", res["checks"]
-    assert (out / "report.html").exists() and json.loads((out / "report.json").read_text())["vehicles"] >= 5
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "report.html").exists() and report["vehicles"] >= 5
     assert res["suggested"]["capture_region"] and res["suggested"]["lanes"]
+    # the header counts vehicles as the read-rate check does; the report says when, with what, how set up
+    rate = next(c for c in res["checks"] if c["name"] == "read_rate")
+    assert f"of {report['vehicles']} vehicles" in rate["value"]
+    assert report["generated"] and report["software"].startswith("anpr-edge") and report["models"]["reader"]
+    assert report["config"]["camera"]["id"] == "cam1"
+    page = (out / "report.html").read_text()
+    assert "Configuration used" in page and report["software"] in page
+    if all(c["status"] == "pass" for c in res["checks"] if c["name"] != "read_rate"):
+        assert "fix" not in rate["advice"] or rate["status"] == "pass"
+
+
+def test_calibrate_says_a_text_file_is_not_a_video(tmp_path):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not a video")
+    res = CliRunner().invoke(app, ["calibrate", "--source", "video", str(txt), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "not a video" in res.output, res.output
+
+
+def test_the_example_configuration_commissions_without_a_shutter_warning(tmp_path):
+    from agent.config import load
+
+    c = load(ROOT / "config.example.toml", environ={})
+    res = calibrate(c, tmp_path, FRAMES, models=ROOT / "models")
+    assert statuses(res).get("shutter") == "pass", res["checks"]
 
 
 @pytest.mark.parametrize(("fault", "sim", "check", "advice"), [

@@ -14,7 +14,8 @@ def test_install_pi_dry_run_prints_every_action():
     out = res.stdout
     for needle in ("apt-get install", "python3-picamera2", "useradd", "usermod -a -G video", "usermod -a -G gpio",
                    "usermod -a -G dialout", "venv --system-site-packages /opt/x/.venv",
-                   "/etc/systemd/system/anpr-edge.service", "systemctl daemon-reload"):
+                   "/etc/systemd/system/anpr-edge.service", "systemctl daemon-reload",
+                   "ln -sf /opt/x/.venv/bin/anpr-edge /usr/local/bin/anpr-edge"):
         assert needle in out, needle
     assert all(line.startswith("would run:") or not line.startswith(("apt", "useradd")) for line in out.splitlines())
 
