@@ -79,7 +79,12 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         "uplink": {"broker": broker_url, "health_interval_s": 5},
         "storage": {"state_dir": str(out / "state")},
     }, "demo", environ={})
-    from agent.service import Unit
+    from agent.service import Unit, sim_settings
+    from sim.camera import lane_polygons
+
+    # the lanes an installer would draw for this view, so reads carry their lane
+    cfg = cfg.model_copy(update={"geometry": cfg.geometry.model_copy(
+        update={"lanes": lane_polygons(sim_settings(cfg))})})
 
     tally = Tally()
     target = vehicles or 10**9

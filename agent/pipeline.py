@@ -318,7 +318,8 @@ class Pipeline:
             clock=ClockDoc(source=cs.source, synchronised=cs.synchronised, offset_ms=cs.offset_ms), location=loc,
             vrm=tr.vrm, confidence=round(float(tr.confidence), 4),
             char_confidences=[round(float(c), 4) for c in tr.char_confidences],
-            format=tr.format, plate_colour=_plate_colour(frame.pixels, pr.quad), direction=tr.direction,
+            format=tr.format, plate_colour=plate_colour(frame.pixels, pr.quad, tr.format, tr.direction),
+            direction=tr.direction,
             frames=tr.frames, bbox=bbox,
             plate_patch=Image.from_jpeg(patch.data, patch.width, patch.height),
             overview=Image.from_jpeg(ov.data, ov.width, ov.height),
@@ -333,6 +334,16 @@ class Pipeline:
         ov = overview(f.pixels, self.privacy_masks)
         return {"overview": Image.from_jpeg(ov.data, ov.width, ov.height).model_dump(), "seq": f.seq,
                 "exposure_us": f.exposure_us, "gain": f.gain, "ir_level": f.ir_level}
+
+
+def plate_colour(pixels: np.ndarray, quad: np.ndarray, fmt: str, direction: str) -> str:
+    """From the plate's pixels on a colour camera; on a mono (IR) camera, for a UK mark, from the
+    direction of travel: UK law puts a white plate at the front and a yellow one at the rear, and a
+    vehicle coming towards the camera shows its front."""
+    seen = _plate_colour(pixels, quad)
+    if seen != "unknown" or fmt in ("foreign", "unknown"):
+        return seen
+    return {"towards": "white", "away": "yellow"}.get(direction, "unknown")
 
 
 def _plate_colour(pixels: np.ndarray, quad: np.ndarray) -> str:

@@ -138,3 +138,21 @@ class SimCamera:
                     time.sleep(delay)
             yield self.capture()
             n += 1
+
+
+def lane_polygons(s: SimCameraSettings) -> list[list[list[float]]]:
+    """Each simulated lane as an image polygon where plates pass (at plate height, over the distances
+    at which a plate is in frame): the lanes an installer would draw for this view (geometry.lanes)."""
+    from sim.optics import PLATE_CENTRE_HEIGHT_M, CameraModel
+
+    model = CameraModel(s.installation)
+    near, far = model.plate_y_range()
+    far = min(far, near + 60.0)
+    out = []
+    for lane in sorted(s.lanes, key=lambda ln: ln.index):
+        x0, x1 = lane.centre_x - lane.width / 2, lane.centre_x + lane.width / 2
+        pts = np.array([[x0, near, PLATE_CENTRE_HEIGHT_M], [x1, near, PLATE_CENTRE_HEIGHT_M],
+                        [x1, far, PLATE_CENTRE_HEIGHT_M], [x0, far, PLATE_CENTRE_HEIGHT_M]])
+        uv, _ = model.project(pts)
+        out.append([[round(float(u), 1), round(float(v), 1)] for u, v in uv])
+    return out

@@ -32,6 +32,16 @@ def test_200_vehicles_day_to_night(demo):
     assert c.get("duplicates", 0) == 0 or c["stored"] == s["reads"]
     images = list((out / "central" / "images").iterdir())
     assert len(images) == 2 * s["reads"]
+    import sqlite3
+
+    with sqlite3.connect(out / "central" / "reads.sqlite") as db:
+        docs = [json.loads(d) for (d,) in db.execute("SELECT doc FROM reads")]
+    uk = [d for d in docs if d["format"] not in ("foreign", "unknown")]
+    # the simulator draws white front and yellow rear plates in lanes: the reads say which
+    assert sum(d["plate_colour"] != "unknown" for d in uk) >= 0.95 * len(uk)
+    assert all(d["plate_colour"] == {"towards": "white", "away": "yellow"}[d["direction"]] for d in uk
+               if d["direction"] in ("towards", "away"))
+    assert sum(d["lane"] is not None for d in docs) >= 0.9 * len(docs)
     for f in images:
         limit = PATCH_MAX_BYTES if f.name.endswith("_patch.jpg") else OVERVIEW_MAX_BYTES
         assert f.stat().st_size <= limit, f
