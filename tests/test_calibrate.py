@@ -62,7 +62,7 @@ def test_the_example_configuration_commissions_without_a_shutter_warning(tmp_pat
     from agent.config import load
 
     c = load(ROOT / "config.example.toml", environ={})
-    res = calibrate(c, tmp_path, FRAMES, models=ROOT / "models")
+    res = calibrate(c, tmp_path, 300, models=ROOT / "models")
     assert statuses(res).get("shutter") == "pass", res["checks"]
 
 
