@@ -98,6 +98,13 @@ def first_views_agree(readings: list[Reading | None]) -> bool:
     return all(r is not None and r.complete for r in first) and len({r.vrm for r in first if r}) == 1
 
 
+def first_views_hopeless(readings: list[Reading | None]) -> bool:
+    """The first views read nothing, or a few characters each and not the same ones: not a plate
+    more crops would read (lamps, grilles and text a detector took for a plate); no further views."""
+    first = readings[:FIRST_VIEWS]
+    return all(r is None or len(r.vrm) < 4 for r in first) and len({r.vrm for r in first if r}) != 1
+
+
 def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = None) -> Consensus:
     """The read the views together find likeliest (`readings`: each view already decoded)."""
     readings = readings if readings is not None else [decode(p) for p in probs]

@@ -12,7 +12,15 @@ import numpy as np
 
 from agent.plates import UK_FORMATS, Format
 from agent.recognise.confidence import ConfidenceModel, read_features
-from agent.recognise.consensus import DEFAULT_VIEWS, FIRST_VIEWS, VIEWS, Consensus, first_views_agree, read_views
+from agent.recognise.consensus import (
+    DEFAULT_VIEWS,
+    FIRST_VIEWS,
+    VIEWS,
+    Consensus,
+    first_views_agree,
+    first_views_hopeless,
+    read_views,
+)
 from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.outline import OutlineRefiner
@@ -23,6 +31,11 @@ from agent.recognise.runtime import Model, ModelError, models_dir_or_shipped
 # A plate read with a least character probability under this (or not read) is looked at once more
 # from other outlines (`_second_look`): a piece of a sloping plate reads as a few unsure characters.
 SECOND_LOOK_BELOW = 0.7
+# Outlines this wide for their height may be a two-line plate or a loose box round a one-line plate:
+# both are tried (`_likelier_layout`). A UK/EU one-line plate is 4.7:1, a Brazilian car plate 3:1.
+AMBIGUOUS_ASPECT = (1.6, 3.2)
+MAX_PLATES = 8  # plates read per image, likeliest first: more are clutter a detector took for plates
+MAX_SECOND_LOOKS = 2  # per image, for the likeliest plates that read badly
 
 RecogniserError = ModelError
 
@@ -104,11 +117,14 @@ class Recogniser:
         `consensus`); (reading or None, two-line, how the crops agreed)."""
         t = t if t is not None else StageTimes()
         w, h = d.size
-        two = w / max(h, 1e-6) < TWO_LINE_ASPECT
+        aspect = w / max(h, 1e-6)
+        two = aspect < TWO_LINE_ASPECT
+        if AMBIGUOUS_ASPECT[0] <= aspect <= AMBIGUOUS_ASPECT[1]:
+            two = self._likelier_layout(img, d, two, t)
         probs: list[np.ndarray] = []
         readings: list[Reading | None] = []
         for i, v in enumerate(VIEWS[: self.views]):
-            if i == FIRST_VIEWS and first_views_agree(readings):
+            if i == FIRST_VIEWS and (first_views_agree(readings) or first_views_hopeless(readings)):
                 break
             a = time.perf_counter()
             try:
@@ -132,6 +148,27 @@ class Recogniser:
             r = replace(r, confidence=self.calibration(x))
         t.decode += time.perf_counter() - c
         return r, two, res
+
+    def _likelier_layout(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes) -> bool:
+        """One line or two, for an outline whose shape does not say (a loose box round a one-line
+        plate is as square as a two-line plate): the first view read both ways, the likelier kept."""
+        best, best_conf = two, -1.0
+        for layout in (two, not two):
+            a = time.perf_counter()
+            try:
+                x = reader_crop(crop_plate(img, d.quad, VIEWS[0].margin_w, VIEWS[0].margin_h), layout)
+            except ValueError:
+                return two
+            if self.input_contrast == "local":
+                x = local_contrast(x)
+            b = time.perf_counter()
+            r = decode(self.reader.run(x))
+            t.rectify += b - a
+            t.read += time.perf_counter() - b
+            conf = -1.0 if r is None else r.confidence
+            if conf > best_conf + 0.05:  # the aspect's own guess wins a near tie
+                best, best_conf = layout, conf
+        return best
 
     def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
                      t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
@@ -158,7 +195,8 @@ class Recogniser:
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look and then the outline refiner."""
         grey = to_grey(img)
-        return [self._refined(grey, d) for d in self.detector.outlines(grey)]
+        found = sorted(self.detector.detect(grey), key=lambda d: -d.score)[:MAX_PLATES]
+        return [self._refined(grey, self.detector.refine(grey, d)) for d in found]
 
     def _refined(self, grey: np.ndarray, d: Detection) -> Detection:
         return d if self.outline is None else self.outline.refine(grey, d)
@@ -168,13 +206,15 @@ class Recogniser:
             raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
         t = times if times is not None else StageTimes()
         t0 = time.perf_counter()
-        dets = self.detect(img)
+        dets = self.detect(img)  # likeliest first
         t1 = time.perf_counter()
         t.detect += t1 - t0
         reads = []
+        looks = 0
         for d in dets:
             r, two, res = self.read_detection(img, d, t)
-            if res.reading is None or res.reading.confidence < SECOND_LOOK_BELOW:
+            if (res.reading is None or res.reading.confidence < SECOND_LOOK_BELOW) and looks < MAX_SECOND_LOOKS:
+                looks += 1
                 d, r, two, res = self._second_look(img, d, (r, two, res), t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
