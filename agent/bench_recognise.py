@@ -54,16 +54,20 @@ def bench_images(models_dir: Path | None, files: list[Path]) -> dict[str, object
     imgs = [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
     if not imgs:
         raise ValueError("no readable images")
-    for im in imgs[:5]:
+    sizes = np.array([im.shape[1] * im.shape[0] for im in imgs])
+    return {**_timed(rec, imgs, 5), "unreadable": len(files) - len(imgs), "median_pixels": int(np.median(sizes))}
+
+
+def _timed(rec: Recogniser, images: list[np.ndarray], warm_up: int) -> dict[str, object]:
+    """Each image recognised once, timed whole and per stage, after `warm_up` untimed ones."""
+    for im in images[:warm_up]:
         rec.recognise(im)
     per_frame, stages, reads = [], StageTimes(), 0
-    for im in imgs:
+    for im in images:
         t0 = time.perf_counter()
         reads += len(rec.recognise(im, stages))
         per_frame.append(time.perf_counter() - t0)
-    sizes = np.array([im.shape[1] * im.shape[0] for im in imgs])
-    return {**_summary(per_frame, stages, reads, len(imgs)), "unreadable": len(files) - len(imgs),
-            "median_pixels": int(np.median(sizes))}
+    return _summary(per_frame, stages, reads, len(images))
 
 
 def bench_recognise(models_dir: Path | None, count: int = 200, seed: int = 0) -> dict[str, object]:
@@ -71,13 +75,5 @@ def bench_recognise(models_dir: Path | None, count: int = 200, seed: int = 0) ->
     rec = Recogniser(models_dir, threads=1)
     result: dict[str, object] = {"resolution": "1280x720", "threads": 1, "runtime": rec.reader.runtime}
     for n in (1, 3):
-        frames = _frames(n, count, seed + n)
-        for f in frames[:10]:  # warm-up
-            rec.recognise(f)
-        per_frame, stages, reads = [], StageTimes(), 0
-        for f in frames:
-            t0 = time.perf_counter()
-            reads += len(rec.recognise(f, stages))
-            per_frame.append(time.perf_counter() - t0)
-        result[f"{n}_plate"] = _summary(per_frame, stages, reads, len(frames))
+        result[f"{n}_plate"] = _timed(rec, _frames(n, count, seed + n), 10)
     return result
