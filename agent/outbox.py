@@ -166,6 +166,7 @@ class Outbox:
         """Drop the images of the oldest reads that still have them, until `need` bytes are freed:
         their documents, hashes and signatures stay (the signature does not cover the image bytes)."""
         freed = 0
+        self._db.execute("PRAGMA secure_delete=FAST")  # see confirm: zeroing freed pages needs WAL space
         rows = self._db.execute("SELECT seq, payload FROM reads WHERE shed = 0 ORDER BY seq LIMIT 64").fetchall()
         for seq, payload in rows:
             try:
@@ -290,7 +291,11 @@ class Outbox:
         done = 0
         with self._lock:
             try:
-                step = 32 if self.fault else 500  # under storage pressure: small steps, the WAL emptied between
+                # under storage pressure: small steps, the WAL emptied between, and freed pages not zeroed
+                # (secure_delete, on in Debian's SQLite, writes every freed page to the WAL again: a full
+                # disk could then never delete); zeroing resumes once there is room
+                step = 32 if self.fault else 500
+                self._db.execute(f"PRAGMA secure_delete={'FAST' if self.fault else 'ON'}")
                 for i in range(0, len(read_ids), step):
                     if self.fault:
                         self._checkpoint()
