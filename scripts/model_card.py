@@ -13,14 +13,23 @@ TEXT = {
 steps with skip connections) that predicts, at 1/4 resolution, the probability that each cell lies on
 a number plate. Connected regions become rotated rectangles (`agent/recognise/detector.py`).
 Segmentation rather than anchor boxes: no anchors to tune, any number of plates and plate angle, and a
-single sigmoid output that quantises cleanly to int8. Input: 640x384 grey, uint8; a 1280x720 frame is
-scaled by 0.5; larger photographs are also tiled at scale 0.4.
+single sigmoid output that quantises cleanly to int8. Input: 640x384 grey, uint8: any image is
+letterboxed whole into it, one pass (a 1280x720 frame is scaled by 0.5, a 4000x3000 photo by 0.128);
+tiles of very large frames only with `recogniser.tile` / `recognise --tile`.
 
 Training data: whole simulated scenes (`sim.dataset.scene_samples`): random installations (mount
 2.5-9 m, capture distance 6-30 m, character height 11-60 px at 1280x720, roll ±2.5°), all light
 conditions, 30 % colour, defocus, JPEG 35-95, occlusion, 10 % foreign plates, two lanes each way;
 cropped to 320x192 windows at scale 0.3-1.1 (plates 20-300 px wide), plus distractor text and lamps
-drawn in as negatives, horizontal flips, gamma and gain jitter.""",
+drawn in as negatives, horizontal flips, gamma and gain jitter.
+
+Real photographs (since session 9): the train split of the shared `real-detect` set (2,775 photos,
+3,4xx plate boxes from Spain, Romania, Open Images and a mixed Kaggle set; `scripts/real_data.py`),
+windows cut at the scales the run-time letterbox gives them and up to 2.5x closer (as the second look
+sees a plate), masks from the labelled boxes, 40 % of the plates replaced by a rendered UK plate
+(`sim.render`) warped into the box and lit, blurred, noised and compressed like the photo around it,
+plus light, blur, noise and JPEG jitter; mixed with the simulated windows above. Sources, licences
+and attribution: the table below and the section "Data and attribution".""",
     "reader": """A convolutional reader (no recurrent layers, so it runs as plain int8 convolutions under XNNPACK;
 three residual blocks, two where strokes become character shapes and one along the plate for context)
 that maps a 32x128 grey crop to 32 columns of 38-class probabilities (0-9, A-Z, CTC blank, and
@@ -54,7 +63,18 @@ mostly past reading (`--hard-weight`): the near misses are what is left to learn
 
 The reader sees each crop stretched locally (`local_contrast`: each part between its own darkest and
 brightest), so characters faded by glare on one side of the plate keep their contrast; readers
-trained before that (no `input_contrast` in reader.json) get one stretch for the whole crop.""",
+trained before that (no `input_contrast` in reader.json) get one stretch for the whole crop.
+
+Real photographs (since session 9, two stages from the shipped reader, `--real`): half of each
+epoch's crops are real (`scripts/real_data.py`): the train split of the shared `real-read` set (plate
+crops from 35 countries with their text, cut again with the run-time margins, an outline error of a
+few per cent and ±4° from their scene where the data has it, else from the crop; read as one or two
+lines as the label says), and rendered UK plates composited into the real scenes of `real-detect` at
+their labelled boxes (lit, blurred and compressed like the photo around them: real material has 10 UK
+crops), with light, blur, noise, JPEG and resolution-loss jitter; the other half the simulated crops
+above. A tenth of `real-read`'s train split (by plate) is held out of training for the confidence
+calibration (`real_data.held_out`). At run time an outline as square as a two-line plate (aspect
+1.6-3.2) is read both ways and the likelier kept.""",
     "outline": """A small regression network (a convolution, six separable convolutions down to 3x8 cells, a dense
 layer on the flattened cells so where things are stays the answer) that moves the detector's four
 corners onto the plate's edges (`agent/recognise/outline.py`). Input: 40x128 grey, uint8: the frame
@@ -123,6 +143,25 @@ def main(name: str) -> None:
     cmd = f"python scripts/train_{name}.py --seed {meta['seed']}"
     if name == "detector" and meta.get("epochs", 10) > 10:  # trained to 10, then resumed to the total
         cmd = f"{cmd} --epochs 10 && {cmd} --epochs {meta['epochs']}"
+    if name == "reader" and meta.get("real_count"):  # real-photo stages from the reader shipped before them
+        steps = [
+            "the reader shipped at commit 441bc90 (its own training chain is in that commit's models/reader.md): "
+            "`git checkout 441bc90 -- models` into a folder DIR's models",
+            "with the scripts of commit f7c4a0f: `python scripts/train_reader.py --seed 21 --train-count 50000 "
+            "--real ../shared/data --real-count 50000 --epochs 3 --lr 5e-4 --init-shipped --out DIR` "
+            "(2,537 s on 2 cores shared with the detector's training, incl. ~11 min making the real crops)",
+            f"with the scripts of commit a0a23dd: `python scripts/train_reader.py --seed {meta['seed']} "
+            f"--train-count 50000 --real ../shared/data --real-count {meta['real_count']} --epochs "
+            f"{meta['schedule_epochs']} --lr {meta['lr']} --init-from train-runs/reader/ckpt.weights.h5 --work "
+            f"train-runs/reader2` (writes models/reader.tflite and reader.json; {meta['train_wall_s']} s, incl. "
+            "~12 min making the real crops, beside the detector's training)",
+            "`python scripts/fit_confidence.py --count 3000 --real ../shared/data --real-scenes 600` "
+            "(models/confidence.json)",
+        ]
+        lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
+        lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
+        (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+        return
     if name == "reader" and meta.get("init_from"):  # fine-tuned in stages from the first reader (37 classes)
         steps = [
             "with the scripts of commit 23a5cb4 (before the hidden class; `git checkout 23a5cb4 -- agent sim"
