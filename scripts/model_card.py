@@ -155,8 +155,8 @@ def main(name: str) -> None:
             f"{meta['schedule_epochs']} --lr {meta['lr']} --init-from train-runs/reader/ckpt.weights.h5 --work "
             f"train-runs/reader2` (writes models/reader.tflite and reader.json; {meta['train_wall_s']} s, incl. "
             "~12 min making the real crops, beside the detector's training)",
-            "`python scripts/fit_confidence.py --count 3000 --real ../shared/data --real-scenes 600` "
-            "(models/confidence.json)",
+            "models/confidence.json is the calibration of the reader before (`git checkout 441bc90 -- "
+            "models/confidence.json`; the refit with `--real` is measured in the card, not shipped)",
         ]
         lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
         lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
