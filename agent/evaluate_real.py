@@ -84,6 +84,8 @@ def read_labels(path: Path, split: str | None = "dev", licences: tuple[str, ...]
             continue
         try:
             r = json.loads(line)
+            if not isinstance(r, dict):
+                raise TypeError(f"a label line is a JSON object, not {type(r).__name__}")
             keep = (not split or r["split"] == split) and (
                 not licences or licence_allowed(str(r.get("licence", "")), licences))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
