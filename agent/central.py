@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS conflicts (
   doc TEXT NOT NULL
 );
 """
+IMAGE_FILES = (("plate_patch", "patch"), ("overview", "overview"))  # read field, images/{read_id}_{suffix}.jpg
 RECEIPT_BATCH = 200  # read ids per receipt message
 RECEIPT_FLUSH_S = 0.2  # longest a stored read waits for its receipt to be sent
 
@@ -84,7 +85,7 @@ class Store:
         """Store a verified read: "stored", "duplicate" (the same document again) or "conflict" (the
         same read_id with other content: kept apart in `conflicts`, never over the first)."""
         doc = dict(raw)
-        for f in ("plate_patch", "overview"):  # images go to files; a shed one keeps its empty jpeg_b64
+        for f, _ in IMAGE_FILES:  # images go to files; a shed one keeps its empty jpeg_b64
             doc[f] = {k: v for k, v in doc[f].items() if k != "jpeg_b64" or not v}
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
         with self._lock:
@@ -98,7 +99,7 @@ class Store:
                     return "duplicate"
                 self._db.execute("INSERT INTO conflicts VALUES (?,?,?)", (read.read_id, time.time(), text))
                 return "conflict"
-        for f, suffix in (("plate_patch", "patch"), ("overview", "overview")):
+        for f, suffix in IMAGE_FILES:
             img = getattr(read, f)
             if img.jpeg_b64:  # empty: shed on the unit (storage full); the document and hash are kept
                 (self.out / "images" / f"{read.read_id}_{suffix}.jpg").write_bytes(img.jpeg())
@@ -137,7 +138,7 @@ def export_read(out: Path, read_id: str) -> bytes:
     if row is None:
         raise ExportError(f"read {read_id!r} is not in {db}")
     doc = json.loads(row[0])
-    for f, suffix in (("plate_patch", "patch"), ("overview", "overview")):
+    for f, suffix in IMAGE_FILES:
         if "jpeg_b64" in doc[f]:
             continue  # shed on the unit (storage full): it arrived without its bytes
         p = out / "images" / f"{read_id}_{suffix}.jpg"

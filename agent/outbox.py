@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.signing import IMAGE_FIELDS
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -121,11 +123,13 @@ class Outbox:
         except OSError:
             self._total_disk = 1 << 40
 
-    def _room(self) -> int:
-        """Bytes the database can still grow by: free disk plus its own free pages, less what its WAL
-        may take (it must be able to write the shedding itself)."""
+    def _room(self, enough: int = 1 << 62) -> int:
+        """Bytes the database can still grow by: free disk plus its own free pages (those only looked
+        up when the disk alone has less than `enough`)."""
         try:
             free = shutil.disk_usage(self.path.parent).free
+            if free >= enough:
+                return free
             pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
             size = self._db.execute("PRAGMA page_size").fetchone()[0]
         except (OSError, sqlite3.Error):
@@ -137,7 +141,7 @@ class Outbox:
         margin for the WAL fit. The database file does not shrink; its freed pages take the next reads."""
         margin = min(MARGIN_BYTES, max(64 * 1024, self._total_disk // 6))
         tries = 0
-        while self._room() < need + margin and tries < 20:
+        while self._room(need + margin) < need + margin and tries < 20:
             tries += 1
             if not self._shed_images(need + margin - self._room()):
                 return
@@ -165,13 +169,13 @@ class Outbox:
     def _shed_images(self, need: int) -> int:
         """Drop the images of the oldest reads that still have them, until `need` bytes are freed:
         their documents, hashes and signatures stay (the signature does not cover the image bytes)."""
-        freed = 0
+        freed = shed = 0
         self._db.execute("PRAGMA secure_delete=FAST")  # see confirm: zeroing freed pages needs WAL space
         rows = self._db.execute("SELECT seq, payload FROM reads WHERE shed = 0 ORDER BY seq LIMIT 64").fetchall()
         for seq, payload in rows:
             try:
                 doc = json.loads(payload)
-                for f in ("plate_patch", "overview"):
+                for f in IMAGE_FIELDS:
                     if isinstance(doc.get(f), dict):
                         doc[f]["jpeg_b64"] = ""
                 small = json.dumps(doc, separators=(",", ":")).encode()
@@ -180,12 +184,13 @@ class Outbox:
             self._db.execute("UPDATE reads SET payload = ?, bytes = ?, shed = 1 WHERE seq = ?",
                              (small, len(small), seq))
             freed += len(payload) - len(small)
-            self.images_shed += 1
+            shed += 1
             if freed >= need:
                 break
+        self.images_shed += shed
         if freed:
             self._db.execute("INSERT INTO counters (name, value) VALUES ('shed', ?) "
-                             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (self.images_shed,))
+                             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (shed,))
             row = self._db.execute("SELECT COALESCE(SUM(bytes), 0) FROM reads").fetchone()
             self._bytes = int(row[0])
         return freed

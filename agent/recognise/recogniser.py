@@ -128,9 +128,7 @@ class Recogniser:
                 break
             a = time.perf_counter()
             try:
-                x = reader_crop(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
-                if self.input_contrast == "local":
-                    x = local_contrast(x)
+                x = self._reader_input(img, d, v, two)
             except ValueError:
                 return None, two, Consensus(None, 0.0)
             b = time.perf_counter()
@@ -149,6 +147,11 @@ class Recogniser:
         t.decode += time.perf_counter() - c
         return r, two, res
 
+    def _reader_input(self, img: np.ndarray, d: Detection, v, two: bool) -> np.ndarray:
+        """One view of the plate as the reader sees it (ValueError for a region too small to cut)."""
+        x = reader_crop(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
+        return local_contrast(x) if self.input_contrast == "local" else x
+
     def _likelier_layout(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes) -> bool:
         """One line or two, for an outline whose shape does not say (a loose box round a one-line
         plate is as square as a two-line plate): the first view read both ways, the likelier kept."""
@@ -156,11 +159,9 @@ class Recogniser:
         for layout in (two, not two):
             a = time.perf_counter()
             try:
-                x = reader_crop(crop_plate(img, d.quad, VIEWS[0].margin_w, VIEWS[0].margin_h), layout)
+                x = self._reader_input(img, d, VIEWS[0], layout)
             except ValueError:
                 return two
-            if self.input_contrast == "local":
-                x = local_contrast(x)
             b = time.perf_counter()
             r = decode(self.reader.run(x))
             t.rectify += b - a
