@@ -18,6 +18,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from agent.mqtt_common import BrokerSettings, connect_properties, make_client
+from agent.read_doc import Alert, Read
 from agent.signing import VerifyError, load_public, verify
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,17 @@ CREATE INDEX IF NOT EXISTS reads_vrm ON reads (vrm);
 CREATE TABLE IF NOT EXISTS conflicts (
   read_id TEXT NOT NULL,
   received_at REAL NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+  alert_id TEXT PRIMARY KEY,
+  read_id TEXT NOT NULL,
+  site_id TEXT NOT NULL,
+  camera_id TEXT NOT NULL,
+  raised_at TEXT NOT NULL,
+  received_at REAL NOT NULL,
+  vrm TEXT NOT NULL,
+  priority INTEGER NOT NULL,
   doc TEXT NOT NULL
 );
 """
@@ -80,6 +92,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._audit_seq: dict[Path, int] = {}
 
     def add(self, read, raw: dict) -> str:
         """Store a verified read: "stored", "duplicate" (the same document again) or "conflict" (the
@@ -95,15 +108,76 @@ class Store:
                  read.confidence, read.format, text))
             if not cur.rowcount:
                 (first,) = self._db.execute("SELECT doc FROM reads WHERE read_id = ?", (read.read_id,)).fetchone()
-                if json.loads(first) == json.loads(text):
+                old = json.loads(first)
+                if _without_image_bytes(old) != _without_image_bytes(doc):
+                    self._db.execute("INSERT INTO conflicts VALUES (?,?,?)", (read.read_id, time.time(), text))
+                    return "conflict"
+                # the same read again (a re-send after the unit deleted its images counts as the same);
+                # images that the first copy lacked are kept now
+                missing = [f for f, _ in IMAGE_FILES if "jpeg_b64" in old[f] and getattr(read, f).jpeg_b64]
+                if not missing:
                     return "duplicate"
-                self._db.execute("INSERT INTO conflicts VALUES (?,?,?)", (read.read_id, time.time(), text))
-                return "conflict"
+                for f in missing:
+                    old[f].pop("jpeg_b64")
+                self._db.execute("UPDATE reads SET doc = ? WHERE read_id = ?",
+                                 (json.dumps(old, separators=(",", ":"), sort_keys=True), read.read_id))
+                self._write_images(read, missing)
+                return "duplicate"
+        self._write_images(read, [f for f, _ in IMAGE_FILES])
+        return "stored"
+
+    def _write_images(self, read, fields: list[str]) -> None:
         for f, suffix in IMAGE_FILES:
+            if f not in fields:
+                continue
             img = getattr(read, f)
             if img.jpeg_b64:  # empty: shed on the unit (storage full); the document and hash are kept
                 (self.out / "images" / f"{read.read_id}_{suffix}.jpg").write_bytes(img.jpeg())
-        return "stored"
+
+    def add_alert(self, alert, raw: dict) -> bool:
+        """Store a verified alert (with its images inline); False when it was already here."""
+        text = json.dumps(raw, separators=(",", ":"), sort_keys=True)
+        with self._lock:
+            cur = self._db.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?)",
+                                   (alert.alert_id, alert.read_id, alert.site_id, alert.camera_id, raw["raised_at"],
+                                    time.time(), alert.vrm, min(m.priority for m in alert.matches), text))
+        return bool(cur.rowcount)
+
+    def alerts(self) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT alert_id, read_id, vrm, raised_at, received_at, priority FROM alerts "
+                                    "ORDER BY received_at").fetchall()
+        return [dict(zip(("alert_id", "read_id", "vrm", "raised_at", "received_at", "priority"), r, strict=True))
+                for r in rows]
+
+    def add_audit(self, site: str, camera: str, payload: bytes) -> int:
+        """Append a unit's shipped audit lines to audit/{site}.{camera}.jsonl (`anpr-edge audit verify`
+        checks the chain there, beyond the unit's reach); lines already held are skipped."""
+        folder = self.out / "audit"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{site}.{camera}.jsonl"
+        with self._lock:
+            last = self._audit_seq.get(path)
+            if last is None:
+                last = 0
+                if path.exists():
+                    from agent.audit import _last_seq
+
+                    last = _last_seq(path)
+            new = []
+            for line in payload.decode("utf-8", errors="replace").splitlines():
+                try:
+                    seq = int(json.loads(line)["seq"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if seq > last:
+                    new.append(line)
+                    last = seq
+            if new:
+                with path.open("a", encoding="utf-8") as f:
+                    f.write("\n".join(new) + "\n")
+            self._audit_seq[path] = last
+        return len(new)
 
     def count(self) -> int:
         with self._lock:
@@ -116,6 +190,14 @@ class Store:
     def read_ids(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT read_id FROM reads ORDER BY read_id")]
+
+
+def _without_image_bytes(doc: dict) -> dict:
+    d = dict(doc)
+    for f, _ in IMAGE_FILES:
+        if isinstance(d.get(f), dict):
+            d[f] = {k: v for k, v in d[f].items() if k != "jpeg_b64"}
+    return d
 
 
 class ExportError(ValueError):
@@ -170,7 +252,10 @@ class Central:
 
     @property
     def topic(self) -> str:
-        base = "anpr/v1/+/+/read"
+        return self._shared("read")
+
+    def _shared(self, kind: str) -> str:
+        base = f"anpr/v1/+/+/{kind}"
         return f"$share/{self.group}/{base}" if self.group and self.broker.mqtt_version == "5" else base
 
     def start(self, timeout: float = 10.0, reconnect_max_s: float = 10.0) -> None:
@@ -193,6 +278,20 @@ class Central:
         self._flush_receipts()
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _on_alert(self, alert, raw: dict, site: str, camera: str) -> None:
+        if (alert.site_id, alert.camera_id) != (site, camera):
+            self.counts["invalid"] += 1
+            log.warning("central: alert %s names %s/%s but came on %s/%s", alert.alert_id, alert.site_id,
+                        alert.camera_id, site, camera)
+            return
+        if self.store.add_alert(alert, raw):
+            self.counts["alerts"] += 1
+            m = alert.matches[0]
+            log.warning("central: ALERT %s.%s read %s: list %s, reason %s, priority %d%s", site, camera, alert.read_id,
+                        m.list, m.reason, m.priority, " (fuzzy)" if m.fuzzy else "")
+        else:
+            self.counts["alert_duplicates"] += 1
 
     def _receipt(self, site: str, camera: str, read_id: str) -> None:
         with self._receipt_lock:
@@ -224,15 +323,18 @@ class Central:
         if reason_code.is_failure:
             log.error("central: connection refused: %s", reason_code)
             return
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(self._shared(k), 1) for k in ("read", "alert", "audit")])
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self.counts["received"] += 1
         parts = msg.topic.split("/")
         if len(parts) != 5:
             self.counts["invalid"] += 1
             return
         site, camera = parts[2], parts[3]
+        if parts[4] == "audit":
+            self.counts["audit_lines"] += self.store.add_audit(site, camera, msg.payload)
+            return
+        self.counts["received"] += parts[4] == "read"
         try:
             raw = json.loads(msg.payload)
             if not isinstance(raw, dict):
@@ -248,11 +350,9 @@ class Central:
                     self.counts["unknown_camera"] += 1
                     log.warning("central: no registered key for %s.%s", site, camera)
                     return
-                from agent.read_doc import Read
-
-                read = Read.model_validate(raw)
+                read = (Alert if parts[4] == "alert" else Read).model_validate(raw)
             else:
-                read = verify(raw, key)
+                read = verify(raw, key, Alert if parts[4] == "alert" else Read)
         except VerifyError as e:
             self.counts["bad_signature" if "signature" in str(e) or "hash" in str(e) else "invalid"] += 1
             log.warning("central: rejected read on %s: %s", msg.topic, e)
@@ -260,6 +360,11 @@ class Central:
         except ValueError as e:
             self.counts["invalid"] += 1
             log.warning("central: invalid read on %s: %s", msg.topic, str(e)[:200])
+            return
+        if parts[4] == "alert":
+            self._on_alert(read, raw, site, camera)
+            return
+        if parts[4] != "read":
             return
         if (read.site_id, read.camera_id) != (site, camera):
             self.counts["invalid"] += 1

@@ -22,6 +22,10 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print measur
 app.add_typer(config_app, name="config")
 app.add_typer(sim_app, name="sim")
 app.add_typer(bench_app, name="bench")
+hotlist_app = typer.Typer(no_args_is_help=True, help="Vehicle-of-interest lists: keys, build, show (docs/hotlists.md).")
+audit_app = typer.Typer(no_args_is_help=True, help="The unit's hash-chained audit log.")
+app.add_typer(hotlist_app, name="hotlist")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:
@@ -370,11 +374,16 @@ def export_cmd(
 
 
 @app.command("schema")
-def schema_cmd(out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None) -> None:
-    """The JSON Schema of the read document (anpr.read.v1), generated from the model."""
+def schema_cmd(out: Annotated[Path | None, typer.Option(help="Write here instead of printing.")] = None,
+               kind: Annotated[str, typer.Option(help="read (anpr.read.v1) or alert (anpr.alert.v1).")] = "read",
+               ) -> None:
+    """The JSON Schema of the read or alert document, generated from the model."""
     from agent.read_doc import json_schema
 
-    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if kind not in ("read", "alert"):
+        typer.echo("--kind is read or alert", err=True)
+        raise typer.Exit(2)
+    text = json.dumps(json_schema(kind), indent=2, sort_keys=True) + "\n"
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -447,6 +456,7 @@ def run_cmd(
 ) -> None:
     """Run the unit: camera, recogniser, outbox, uplink (as the systemd service does)."""
     from agent.config import ConfigError, load
+    from agent.hotlist import HotlistError
     from agent.recognise.runtime import ModelError
     from agent.service import run
     from hal.errors import HalError
@@ -458,6 +468,9 @@ def run_cmd(
         raise typer.Exit(2) from None
     try:
         code = run(cfg, config)
+    except HotlistError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     except (HalError, ModelError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -570,6 +583,8 @@ def demo(
     seed: Annotated[int, typer.Option()] = 1,
     models: Annotated[Path | None, typer.Option(help="Folder with the models (default: the shipped ones).")
                       ] = None,
+    hotlist_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Put this share of the simulated vehicles "
+                                                 "on a generated, signed hotlist; alerts are counted.")] = 0.0,
 ) -> None:
     """Simulated camera, traffic from day to night, the real pipeline, a broker and the central subscriber."""
     from agent.demo import run_demo
@@ -580,13 +595,128 @@ def demo(
         vehicles = 60
     try:
         summary = run_demo(out=out, vehicles=vehicles or None, seed=seed, broker_url=broker,
-                           live=sys.stdout.isatty(), headless=headless, models=models)
+                           live=sys.stdout.isatty(), headless=headless, models=models,
+                           hotlist_share=hotlist_share)
     except (ModelError, HalError, RuntimeError, OSError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(summary, indent=None if headless else 2))
     if not headless:
         typer.echo(f"gallery: {out / 'index.html'}")
+
+
+@hotlist_app.command("keygen")
+def hotlist_keygen(out: Annotated[Path, typer.Option(help="Folder for the four key files.")]) -> None:
+    """Make a deployment's keys: the secret and signing key stay central; the match key and the public
+    key go to every unit (hotlist.match_key_file, hotlist.trust_key_file)."""
+    from agent.hotlist import HotlistError, keygen
+
+    try:
+        paths = keygen(out)
+    except (HotlistError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    for k, p in paths.items():
+        where = "central only" if k in ("secret", "signing") else "copy to every unit"
+        typer.echo(f"{p}  ({where})")
+
+
+@hotlist_app.command("build")
+def hotlist_build(
+    csv_file: Annotated[Path, typer.Argument(help="CSV: vrm,list,reason,priority[,action,added,reviewed,expires].")],
+    key: Annotated[Path, typer.Option(help="The deployment secret (hotlist-secret.key).")],
+    sign: Annotated[Path, typer.Option(help="The central's Ed25519 signing key (hotlist-signing.pem).")],
+    out: Annotated[Path, typer.Option(help="Write the signed full list here.")],
+    version: Annotated[int | None, typer.Option(help="List version (default: Unix seconds now).")] = None,
+    delta_from: Annotated[Path | None, typer.Option(help="The full list units hold now: also write a delta.")] = None,
+    delta_out: Annotated[Path | None, typer.Option(help="Where the delta goes (default: OUT with .delta).")] = None,
+) -> None:
+    """Hash, seal and sign a list for units; VRMs never appear in clear in the output."""
+    import time as _time
+
+    from agent.hotlist import HotlistError, build, entries_from_csv, parse_update, read_key_file
+    from agent.signing import load_private
+
+    try:
+        secret = read_key_file(key)
+        signer = load_private(sign)
+        entries = entries_from_csv(csv_file.read_text(encoding="utf-8"), secret)
+        base = parse_update(delta_from.read_bytes(), None) if delta_from else None
+        full, delta = build(entries, secret, signer, version or int(_time.time()), base)
+    except (HotlistError, OSError, ValueError, UnicodeDecodeError) as e:
+        typer.echo(f"error: {getattr(e, 'strerror', None) or e}", err=True)
+        raise typer.Exit(2) from None
+    out.write_bytes(full)
+    typer.echo(f"wrote {out}: {len(entries)} entries, {len(full)} bytes")
+    if delta is not None:
+        d = delta_out or out.with_suffix(out.suffix + ".delta")
+        d.write_bytes(delta)
+        typer.echo(f"wrote {d}: delta from version {base.version}, {len(delta)} bytes")
+
+
+@hotlist_app.command("show")
+def hotlist_show(
+    file: Annotated[Path, typer.Argument(help="A list or delta file.")],
+    trust: Annotated[Path | None, typer.Option(help="Check its signature against this public key.")] = None,
+    reveal: Annotated[bool, typer.Option(help="Print every entry with its VRM (needs --key).")] = False,
+    key: Annotated[Path | None, typer.Option(help="The deployment secret, for --reveal.")] = None,
+) -> None:
+    """Counts, version, expiries; never a VRM unless --reveal with the deployment secret."""
+    import dataclasses
+
+    from agent.hotlist import HotlistError, parse_update, read_key_file, summarise, unseal
+    from agent.signing import load_public
+
+    try:
+        upd = parse_update(file.read_bytes(), load_public(trust) if trust else None)
+        secret = read_key_file(key) if reveal and key else None
+    except (HotlistError, OSError, ValueError) as e:
+        typer.echo(f"{file}: refused: {getattr(e, 'strerror', None) or e}", err=True)
+        raise typer.Exit(1) from None
+    if reveal and secret is None:
+        typer.echo("--reveal needs --key (the deployment secret)", err=True)
+        raise typer.Exit(2)
+    doc = dataclasses.asdict(summarise(upd))
+    doc["signature"] = "verified" if trust else "not checked (give --trust)"
+    typer.echo(json.dumps(doc, indent=2))
+    if secret is not None:
+        try:
+            for e in upd.entries:
+                typer.echo(f"{unseal(e, secret):<10} {e.list:<16} {e.reason:<10} p{e.priority} expires "
+                           f"{e.expires:%Y-%m-%d} {e.action}")
+        except HotlistError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+
+@audit_app.command("verify")
+def audit_verify(
+    paths: Annotated[list[Path], typer.Argument(help="The audit folder, or its files oldest first.")],
+    head: Annotated[Path | None, typer.Option(help="The audit.head file (found in a folder by itself).")] = None,
+) -> None:
+    """Check the hash chain: exit 1 naming each edited, inserted or removed line."""
+    from agent.audit import AuditLog, verify_files
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += AuditLog.files_in(p)
+            head = head or (p / "audit.head")
+        else:
+            files.append(p)
+    if not files:
+        typer.echo("no audit files given", err=True)
+        raise typer.Exit(2)
+    try:
+        res = verify_files(files, head)
+    except OSError as e:
+        typer.echo(f"error: {e.strerror or e}", err=True)
+        raise typer.Exit(2) from None
+    for p in res.problems:
+        typer.echo(p)
+    typer.echo(f"{'OK' if res.ok else 'FAILED'}: {res.lines} lines, seq {res.first_seq}..{res.last_seq}"
+               + (f", {len(res.problems)} problem(s)" if res.problems else ""))
+    raise typer.Exit(0 if res.ok else 1)
 
 
 def run() -> None:

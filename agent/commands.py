@@ -58,8 +58,11 @@ class ConfigSetReq(_Req):
 class Commands:
     def __init__(self, config: DeviceConfig, config_path: Path | None = None,
                  on_change: Callable[[DeviceConfig], None] | None = None,
-                 snapshot: Callable[[], dict] | None = None, restart: Callable[[], None] | None = None) -> None:
+                 snapshot: Callable[[], dict] | None = None, restart: Callable[[], None] | None = None,
+                 hotlist=None, audit_log=None) -> None:
         self.config = config
+        self.hotlist = hotlist  # agent.hotlist.Hotlist, when the unit has one
+        self.audit_log = audit_log  # agent.audit.AuditLog: every command, answered or refused
         self.config_path = config_path
         self.on_change = on_change
         self.snapshot_fn = snapshot
@@ -85,6 +88,9 @@ class Commands:
             reply["request_id"] = rid
         audit.info("command %s from broker: ok=%s %s (%.0f ms)", _safe(name), reply.get("ok"),
                    reply.get("error", ""), (time.time() - t0) * 1000)
+        if self.audit_log is not None:
+            self.audit_log.record("command", name=_safe(name), ok=bool(reply.get("ok")),
+                                  error=str(reply.get("error", ""))[:200] or None, request_id=rid)
         return reply
 
     def _parse(self, payload: bytes, model: type[_Req]) -> _Req:
@@ -135,6 +141,8 @@ class Commands:
                 if self.snapshot_fn is None:
                     return {"ok": False, "error": "no camera running", "_request_id": req.request_id}
                 return {"ok": True, "result": self.snapshot_fn(), "_request_id": req.request_id}
+            if name in ("hotlist/update", "hotlist/get"):
+                return self._hotlist(name, payload)
             if name == "restart":
                 req = self._parse(payload, _Req)
                 if req.request_id is None or req.issued_at is None:
@@ -145,9 +153,25 @@ class Commands:
                 self.restart_fn()
                 return {"ok": True, "result": "restarting", "_request_id": req.request_id}
             return {"ok": False, "error": f"unknown command {_safe(name)!r}; known: ping, snapshot, config/get, "
-                                          f"config/set, restart"}
+                                          f"config/set, hotlist/update, hotlist/get, restart"}
         except _Bad as e:
             return {"ok": False, "error": str(e)}
+
+    def _hotlist(self, name: str, payload: bytes) -> dict:
+        """`hotlist/update`: the payload is the signed update itself (its version makes a replay stale);
+        `hotlist/get`: the version and counts in force (never an entry)."""
+        from agent.hotlist import HotlistError
+
+        if self.hotlist is None:
+            return {"ok": False, "error": "no hotlist on this unit (hotlist.enabled is false)"}
+        if name == "hotlist/get":
+            req = self._parse(payload, _Req)
+            return {"ok": True, "result": self.hotlist.health(), "_request_id": req.request_id}
+        try:
+            return {"ok": True, "result": self.hotlist.apply(payload)}
+        except HotlistError as e:
+            return {"ok": False, "error": f"hotlist update refused: {e}",
+                    "result": {"version_in_force": self.hotlist.stats.version}}
 
     def safe_view(self) -> dict:
         d = self.config.model_dump(mode="json")
@@ -174,6 +198,9 @@ class Commands:
                 _persist(self.config_path, {k: values[k] for k in values})
             except OSError as e:
                 return {"ok": False, "error": f"cannot persist configuration: {e.strerror or e}"}
+        if self.audit_log is not None:
+            self.audit_log.record("config_change", changed={k: values[k] for k in values},
+                                  persisted=self.config_path is not None)
         self.config = new
         if self.on_change:
             self.on_change(new)

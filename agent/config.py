@@ -131,10 +131,62 @@ class Uplink(Strict):
         return self
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(text: str) -> float:
+    """'90s', '30m', '36h', '14d' in seconds."""
+    return float(text[:-1]) * DURATION_UNITS[text[-1]]
+
+
 class Storage(Strict):
     state_dir: Path = Path("/var/lib/anpr-edge")
     outbox_max_bytes: int = Field(2_000_000_000, ge=1_000_000)
-    outbox_max_age_h: float = Field(24 * 14, gt=0)
+    max_age: str = Field("14d", pattern=r"^\d{1,6}(\.\d{1,3})?[smhd]$",
+                         description="Nothing is kept longer: undelivered reads and alerts past it are deleted "
+                                     "(counted as expired), e.g. '36h', '14d'.")
+    images_until: Literal["puback", "receipt"] = Field(
+        "puback", description="Delete a read's images once the broker has it (the broker keeps the full read "
+                              "for the central) or only at the central's receipt.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "outbox_max_age_h" in data:  # before storage.max_age (0.9)
+            data = dict(data)
+            h = data.pop("outbox_max_age_h")
+            if "max_age" not in data and isinstance(h, int | float) and not isinstance(h, bool):
+                data["max_age"] = f"{float(h):g}h"
+        return data
+
+    @property
+    def max_age_s(self) -> float:
+        return duration_s(self.max_age)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Storage:
+        if self.max_age_s < 60:
+            raise ValueError(f"max_age {self.max_age} is under a minute")
+        return self
+
+
+class Hotlist(Strict):
+    enabled: bool = Field(False, description="Match every read against the vehicle-of-interest list.")
+    trust_key_file: Path | None = Field(None, description="The central's Ed25519 public key (PEM) that signs lists.")
+    match_key_file: Path | None = Field(None, description="The deployment's match key (64 hex digits, 0600).")
+    file: Path | None = Field(None, description="A signed list file loaded at start when newer than the one held.")
+    fuzzy: bool = Field(True, description="Also match confusable variants (0/O, 1/I, 5/S, 8/B, 2/Z), flagged fuzzy.")
+
+    @model_validator(mode="after")
+    def _keys(self) -> Hotlist:
+        if self.enabled and (self.trust_key_file is None or self.match_key_file is None):
+            raise ValueError("an enabled hotlist needs trust_key_file and match_key_file")
+        return self
+
+
+class Audit(Strict):
+    max_bytes: int = Field(4_000_000, ge=10_000, le=1_000_000_000, description="Rotate the audit log past this.")
+    keep: int = Field(8, ge=1, le=100, description="Rotated audit files kept.")
 
 
 class Evidence(Strict):
@@ -163,6 +215,8 @@ class DeviceConfig(Strict):
     evidence: Evidence = Field(default_factory=Evidence)
     geometry: Geometry = Field(default_factory=Geometry)
     logging: Logging = Field(default_factory=Logging)
+    hotlist: Hotlist = Field(default_factory=Hotlist)
+    audit: Audit = Field(default_factory=Audit)
 
 
 class ConfigError(Exception):

@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,12 @@ CREATE TABLE IF NOT EXISTS reads (
 );
 CREATE INDEX IF NOT EXISTS reads_created ON reads (created);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  alert_id TEXT NOT NULL UNIQUE,
+  created REAL NOT NULL,
+  payload BLOB NOT NULL
+);
 """
 # Added with end-to-end receipts; an outbox from before gets them on open.
 COLUMNS = (("sent_at", "REAL"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("due", "REAL NOT NULL DEFAULT 0"),
@@ -65,6 +72,22 @@ class OutboxStats:
     fault: str | None
     awaiting_receipt: int = 0  # published and acknowledged by the broker, no receipt from the central yet
     images_shed: int = 0  # reads kept without their images since start (storage full)
+    expired: int = 0  # reads deleted undelivered at max_age (cumulative, kept in the database)
+    deleted: int = 0  # reads deleted once delivered (receipt, or PUBACK without receipts)
+    images_deleted: int = 0  # reads whose images were deleted at PUBACK while they wait for their receipt
+    alerts_pending: int = 0
+
+
+def without_images(payload: bytes) -> bytes | None:
+    """The read document with its images' bytes removed (hashes, sizes and signature stay valid)."""
+    try:
+        doc = json.loads(payload)
+        for f in IMAGE_FIELDS:
+            if isinstance(doc.get(f), dict):
+                doc[f]["jpeg_b64"] = ""
+        return json.dumps(doc, separators=(",", ":")).encode()
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def private_dir(d: Path) -> None:
@@ -90,7 +113,8 @@ def private_file(p: Path) -> None:
 class Outbox:
     def __init__(self, path: Path, max_bytes: int = 2_000_000_000, max_age_s: float = 14 * 86400,
                  receipts: bool = False, receipt_timeout_s: float = RECEIPT_TIMEOUT_S,
-                 receipt_max_s: float = RECEIPT_MAX_S) -> None:
+                 receipt_max_s: float = RECEIPT_MAX_S, images_until: str = "puback",
+                 on_delete: Callable[[str, list[str]], None] | None = None) -> None:
         self.path = Path(path)
         private_file(self.path)
         self.max_bytes = max_bytes
@@ -105,6 +129,8 @@ class Outbox:
             if name not in have:
                 self._db.execute(f"ALTER TABLE reads ADD COLUMN {name} {decl}")
         self.receipts = receipts
+        self.images_until = images_until  # "puback": images deleted once the broker has the read; "receipt"
+        self.on_delete = on_delete  # (why, read_ids): the unit's audit log
         self.receipt_timeout_s = receipt_timeout_s
         self.receipt_max_s = max(receipt_max_s, receipt_timeout_s)
         self.fault: str | None = None
@@ -173,13 +199,8 @@ class Outbox:
         self._db.execute("PRAGMA secure_delete=FAST")  # see confirm: zeroing freed pages needs WAL space
         rows = self._db.execute("SELECT seq, payload FROM reads WHERE shed = 0 ORDER BY seq LIMIT 64").fetchall()
         for seq, payload in rows:
-            try:
-                doc = json.loads(payload)
-                for f in IMAGE_FIELDS:
-                    if isinstance(doc.get(f), dict):
-                        doc[f]["jpeg_b64"] = ""
-                small = json.dumps(doc, separators=(",", ":")).encode()
-            except (ValueError, TypeError):
+            small = without_images(payload)
+            if small is None:
                 continue
             self._db.execute("UPDATE reads SET payload = ?, bytes = ?, shed = 1 WHERE seq = ?",
                              (small, len(small), seq))
@@ -199,19 +220,31 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def put(self, read_id: str, payload: bytes, created: float | None = None) -> bool:
-        """Commit a read; False if it was already there (same read_id). When storage is full the
-        oldest reads' images are shed first to make room for this document (see _make_room);
-        raises OutboxError when even that fails (the caller keeps the read and retries)."""
+    def put(self, read_id: str, payload: bytes, created: float | None = None,
+            alert: tuple[str, bytes] | None = None) -> bool:
+        """Commit a read (and its hotlist alert, in the same transaction); False if it was already there
+        (same read_id). When storage is full the oldest reads' images are shed first to make room for
+        this document (see _make_room); raises OutboxError when even that fails (the caller keeps the
+        read and retries)."""
         created = time.time() if created is None else created
         with self._lock:
             with contextlib.suppress(sqlite3.Error):
-                self._make_room(len(payload))
+                self._make_room(len(payload) + (len(alert[1]) if alert else 0))
             for attempt in range(2):
                 try:
-                    cur = self._db.execute(
-                        "INSERT OR IGNORE INTO reads (read_id, created, bytes, payload) VALUES (?,?,?,?)",
-                        (read_id, created, len(payload), payload))
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        if alert is not None:
+                            self._db.execute("INSERT OR IGNORE INTO alerts (alert_id, created, payload) VALUES (?,?,?)",
+                                             (alert[0], created, alert[1]))
+                        cur = self._db.execute(
+                            "INSERT OR IGNORE INTO reads (read_id, created, bytes, payload) VALUES (?,?,?,?)",
+                            (read_id, created, len(payload), payload))
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                        raise
                     break
                 except sqlite3.Error as e:
                     self.fault_count += 1
@@ -239,21 +272,37 @@ class Outbox:
             self._enforce_bounds()
             return bool(cur.rowcount)
 
+    def enforce(self) -> None:
+        """Apply the age bound now (also done at every put): nothing is kept past max_age, even on a
+        unit that sees no traffic."""
+        with self._lock:
+            self._enforce_bounds()
+
     def _enforce_bounds(self) -> None:
         cutoff = time.time() - self.max_age_s
         evicted = 0
         try:
-            evicted += self._db.execute("DELETE FROM reads WHERE created < ?", (cutoff,)).rowcount
+            old = [r[0] for r in self._db.execute("DELETE FROM reads WHERE created < ? RETURNING read_id", (cutoff,))]
+            stale_alerts = self._db.execute("DELETE FROM alerts WHERE created < ?", (cutoff,)).rowcount
+            if old or stale_alerts:
+                self._count("expired", len(old))
+                row = self._db.execute("SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM reads").fetchone()
+                self._bytes, self._depth = int(row[0]), int(row[1])
+                log.warning("outbox: %d undelivered reads and %d alerts older than %.0f h deleted (storage.max_age)",
+                            len(old), stale_alerts, self.max_age_s / 3600)
+                self._deleted("expired", old)
+            gone = []
             while self._bytes > self.max_bytes:
                 row = self._db.execute("SELECT seq, bytes FROM reads ORDER BY seq LIMIT 1").fetchone()
                 if row is None:
                     break
-                self._db.execute("DELETE FROM reads WHERE seq = ?", (row[0],))
+                gone += [r[0] for r in self._db.execute("DELETE FROM reads WHERE seq = ? RETURNING read_id",
+                                                        (row[0],))]
                 self._bytes -= int(row[1])
                 evicted += 1
             if evicted:
-                self._db.execute("INSERT INTO counters (name, value) VALUES ('evicted', ?) "
-                                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (evicted,))
+                self._count("evicted", evicted)
+                self._deleted("evicted", gone)
                 row = self._db.execute("SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM reads").fetchone()
                 self._bytes, self._depth = int(row[0]), int(row[1])
                 log.warning("outbox: evicted %d oldest unsent reads (bounds %d bytes, %.0f h)", evicted,
@@ -264,7 +313,9 @@ class Outbox:
 
     def mark_sent(self, read_id: str) -> None:
         """The broker acknowledged the read: without receipts it is done; with them it waits for its
-        receipt and is due again for publishing after the receipt timeout (doubling per attempt)."""
+        receipt and is due again for publishing after the receipt timeout (doubling per attempt). Its
+        images are deleted now unless `images_until` is "receipt": the broker holds the full read for
+        the central's persistent session, the unit keeps the document and hashes for the receipt."""
         with self._lock:
             try:
                 if self.receipts:
@@ -273,10 +324,15 @@ class Outbox:
                         "UPDATE reads SET sent_at = ?, attempts = attempts + 1, "
                         "due = ? + min(?, ? * (1 << min(attempts, 16))) WHERE read_id = ?",
                         (now, now, self.receipt_max_s, self.receipt_timeout_s, read_id))
+                    if self.images_until == "puback":
+                        self._drop_images(read_id)
                     row = None
                 else:
                     row = self._db.execute("DELETE FROM reads WHERE read_id = ? RETURNING bytes",
                                            (read_id,)).fetchone()
+                    if row is not None:
+                        self._count("deleted", 1)
+                        self._deleted("delivered", [read_id])
             except sqlite3.Error as e:
                 self.fault = f"outbox update failed: {e}"
                 self._log_error("update", "%s", self.fault)
@@ -314,6 +370,9 @@ class Outbox:
                     done += len(rows)
                     self._bytes -= sum(int(r[0]) for r in rows)
                     self._depth -= len(rows)
+                if done:
+                    self._count("deleted", done)
+                    self._deleted("delivered", read_ids)
             except sqlite3.Error as e:
                 self.fault = f"outbox delete failed: {e}"
                 self._log_error("delete", "%s", self.fault)
@@ -325,6 +384,48 @@ class Outbox:
             if done and self.fault:
                 self._after_delete()
         return done
+
+    def _count(self, name: str, n: int) -> None:
+        if n:
+            self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
+                             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (name, n))
+
+    def _deleted(self, why: str, read_ids: list[str]) -> None:
+        if self.on_delete is not None and read_ids:
+            try:
+                self.on_delete(why, read_ids)
+            except Exception:  # the audit trail must not stop deliveries
+                log.exception("outbox: deletion hook failed")
+
+    def _drop_images(self, read_id: str) -> None:
+        row = self._db.execute("SELECT payload FROM reads WHERE read_id = ? AND shed = 0", (read_id,)).fetchone()
+        if row is None:
+            return
+        small = without_images(row[0])
+        if small is None:
+            return
+        self._db.execute("UPDATE reads SET payload = ?, bytes = ?, shed = 2 WHERE read_id = ?",
+                         (small, len(small), read_id))
+        self._bytes -= len(row[0]) - len(small)
+        self._count("images_deleted", 1)
+
+    # ---- alerts (hotlist matches): published before any read, deleted at PUBACK ---------------------
+    def alerts_due(self, limit: int, exclude: set[str]) -> list[Pending]:
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT seq, alert_id, created, payload FROM alerts ORDER BY seq LIMIT ?",
+                                        (limit + len(exclude),)).fetchall()
+            except sqlite3.Error as e:
+                self._log_error("read", "alerts unreadable: %s", e)
+                return []
+        return [Pending(int(q), str(a), float(c), bytes(p)) for q, a, c, p in rows if a not in exclude][:limit]
+
+    def alert_sent(self, alert_id: str) -> None:
+        with self._lock:
+            try:
+                self._db.execute("DELETE FROM alerts WHERE alert_id = ?", (alert_id,))
+            except sqlite3.Error as e:
+                self._log_error("update", "cannot delete delivered alert %s: %s", alert_id, e)
 
     def _checkpoint(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -368,9 +469,12 @@ class Outbox:
         with self._lock:
             try:
                 oldest = self._db.execute("SELECT MIN(created) FROM reads").fetchone()[0]
-                ev = self._db.execute("SELECT value FROM counters WHERE name='evicted'").fetchone()
+                counts = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
                 waiting = self._db.execute("SELECT COUNT(*) FROM reads WHERE sent_at IS NOT NULL").fetchone()[0]
+                alerts = self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
             except sqlite3.Error as e:
                 return OutboxStats(self._depth, self._bytes, None, 0, f"outbox unreadable: {e}")
         return OutboxStats(self._depth, self._bytes, None if oldest is None else max(0.0, time.time() - oldest),
-                           int(ev[0]) if ev else 0, self.fault, int(waiting), self.images_shed)
+                           int(counts.get("evicted", 0)), self.fault, int(waiting), self.images_shed,
+                           int(counts.get("expired", 0)), int(counts.get("deleted", 0)),
+                           int(counts.get("images_deleted", 0)), int(alerts))

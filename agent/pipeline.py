@@ -23,8 +23,8 @@ from agent.config import DEFAULT_MIN_CONFIDENCE
 from agent.evidence import overview, plate_patch
 from agent.exposure import ExposureController, ExposureLimits, ExposureState
 from agent.outbox import Outbox, OutboxError
+from agent.read_doc import Alert, HotlistMatch, Image, Location, Models, Read, uuid7
 from agent.read_doc import Clock as ClockDoc
-from agent.read_doc import Image, Location, Models, Read, uuid7
 from agent.recognise.recogniser import PlateRead, Recogniser
 from agent.signing import sign
 from agent.tracker import Observation, Tracker, TrackResult
@@ -98,6 +98,7 @@ class PipelineStats:
     reads_committed: int = 0
     reads_below_threshold: int = 0
     reads_held: int = 0
+    alerts_raised: int = 0
     repeats_suppressed: int = 0
     fragments_dropped: int = 0
     fps: float = 0.0
@@ -121,7 +122,8 @@ class Pipeline:
                  lanes: list | None = None, privacy_masks: list | None = None, patch_colour: bool = False,
                  exposure: ExposureLimits | None = None, on_commit: Callable[[Read, TrackResult], None] | None = None,
                  watchdog: Callable[[], None] | None = None, lossless: bool = False, queue_len: int = 4,
-                 max_gap_s: float = 0.3, frame_hook: Callable[[Frame, list[PlateRead]], None] | None = None) -> None:
+                 max_gap_s: float = 0.3, frame_hook: Callable[[Frame, list[PlateRead]], None] | None = None,
+                 hotlist=None, on_alert: Callable[[Alert, Read], None] | None = None) -> None:
         self.id = identity
         self.camera = camera
         self.recogniser = recogniser
@@ -136,6 +138,8 @@ class Pipeline:
         self.on_commit = on_commit
         self.watchdog = watchdog
         self.frame_hook = frame_hook  # sees every processed frame and its reads (demo, tests)
+        self.hotlist = hotlist  # agent.hotlist.Hotlist: every committed read is matched
+        self.on_alert = on_alert
         self.queue = FrameQueue(queue_len, lossless)
         self.tracker = Tracker(lanes or [], max_gap_s=max_gap_s, keep_payloads=2)
         self.stats = PipelineStats()
@@ -145,7 +149,7 @@ class Pipeline:
             if illuminator is not None:
                 ir0 = illuminator.status().level
             self.exposure = ExposureController(ExposureState(1000, 1.0, ir0), exposure)
-        self._held: list[tuple[str, bytes]] = []
+        self._held: list[tuple[str, bytes, tuple[str, bytes] | None]] = []
         self._recent: dict[str, float] = {}  # VRM -> time of its last sighting, for the repeat window
         self._stop = threading.Event()
         self._capture_done = threading.Event()
@@ -270,35 +274,49 @@ class Pipeline:
                      REPEAT_WINDOW_S)
             return None
         frame, pr = tr.best.payload
-        read = self._make_read(tr, frame, pr)
+        matches = self.hotlist.match(tr.vrm) if self.hotlist is not None else []
+        read = self._make_read(tr, frame, pr, matches)
         payload = read.to_json_bytes()
+        alert = self._alert(read) if read.hotlist else None
+        stored_alert = (alert.alert_id, alert.to_json_bytes()) if alert is not None else None
         try:
-            self.outbox.put(read.read_id, payload)
+            self.outbox.put(read.read_id, payload, alert=stored_alert)
         except OutboxError:
             if len(self._held) >= HELD_MAX:
                 log.error("outbox unavailable and %d reads held in memory: holding on to this one too", HELD_MAX)
-            self._held.append((read.read_id, payload))
+            self._held.append((read.read_id, payload, stored_alert))
             self.stats.reads_held = len(self._held)
         else:
             self.stats.reads_committed += 1
             self.stats.recent_reads.append(time.monotonic())
             self.stats.commit_latency_ms.append((time.monotonic() - frame.mono_time) * 1000)
+        if alert is not None:
+            self.stats.alerts_raised += 1
+            if self.on_alert is not None:
+                self.on_alert(alert, read)
         if self.on_commit is not None:
             self.on_commit(read, tr)
         return read
 
+    def _alert(self, read: Read) -> Alert:
+        alert = Alert(alert_id=uuid7(), read_id=read.read_id, site_id=read.site_id, camera_id=read.camera_id,
+                      captured_at=read.captured_at, raised_at=dt.datetime.now(dt.UTC), vrm=read.vrm,
+                      confidence=read.confidence, matches=read.hotlist or [], plate_patch=read.plate_patch,
+                      overview=read.overview)
+        return sign(alert, self.key)
+
     def _retry_held(self) -> None:
         while self._held:
-            rid, payload = self._held[0]
+            rid, payload, alert = self._held[0]
             try:
-                self.outbox.put(rid, payload)
+                self.outbox.put(rid, payload, alert=alert)
             except OutboxError:
                 return
             self._held.pop(0)
             self.stats.reads_committed += 1
             self.stats.reads_held = len(self._held)
 
-    def _make_read(self, tr: TrackResult, frame: Frame, pr: PlateRead) -> Read:
+    def _make_read(self, tr: TrackResult, frame: Frame, pr: PlateRead, matches=()) -> Read:
         patch = plate_patch(frame.pixels, pr.quad, self.patch_colour)
         ov = overview(frame.pixels, self.privacy_masks)
         scale = ov.width / frame.width
@@ -324,6 +342,7 @@ class Pipeline:
             plate_patch=Image.from_jpeg(patch.data, patch.width, patch.height),
             overview=Image.from_jpeg(ov.data, ov.width, ov.height),
             model=Models(**self.recogniser.versions),
+            hotlist=[HotlistMatch(**m.doc()) for m in matches] or None,
         )
         return sign(read, self.key)
 

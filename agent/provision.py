@@ -180,17 +180,23 @@ def _same_key(a, b) -> bool:
 
 
 def acl_block(site: str, camera: str) -> str:
-    """The camera's Mosquitto ACL block: it writes only its own reads, status, health and command
-    replies, and reads only its own commands and receipts (the central alone writes receipts)."""
+    """The camera's Mosquitto ACL block: it writes only its own reads, alerts, audit lines, status,
+    health and command replies, and reads only its own commands and receipts (the central alone
+    writes receipts)."""
     p = f"anpr/v1/{site}/{camera}"
     return (f"user {site}.{camera}\n" + "".join(f"topic write {p}/{t}\n" for t in
-                                                ("read", "status", "health", "cmd/+/reply", "cmd/+/+/reply"))
+                                                ("read", "alert", "audit", "status", "health", "cmd/+/reply",
+                                                 "cmd/+/+/reply"))
             + f"topic read {p}/cmd/#\ntopic read {p}/receipt\n")
 
 
 CENTRAL_ACL = """user central
 topic read anpr/v1/+/+/read
 topic read $share/central/anpr/v1/+/+/read
+topic read anpr/v1/+/+/alert
+topic read $share/central/anpr/v1/+/+/alert
+topic read anpr/v1/+/+/audit
+topic read $share/central/anpr/v1/+/+/audit
 topic read anpr/v1/+/+/status
 topic read anpr/v1/+/+/health
 topic write anpr/v1/+/+/receipt

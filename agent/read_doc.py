@@ -63,6 +63,17 @@ class Signature(Doc):
     value: str = Field(description="Base64 signature over the canonical document (see docs).")
 
 
+class HotlistMatch(Doc):
+    list: str = Field(min_length=1, max_length=64, description="The list the entry is on.")
+    reason: str = Field(min_length=1, max_length=64)
+    priority: int = Field(ge=1, le=9, description="1 most urgent.")
+    action: str = Field("", max_length=200)
+    fuzzy: bool = Field(description="Matched a confusable variant of the read (0/O, 1/I, 5/S, 8/B, 2/Z), not the read.")
+    entry: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$",
+                                description="First 16 hex digits of the entry's keyed hash.")]
+    version: int = Field(ge=1, description="Hotlist version in force.")
+
+
 class Read(Doc):
     schema_: Literal["anpr.read.v1"] = Field(SCHEMA_ID, alias="schema")
     read_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
@@ -84,6 +95,8 @@ class Read(Doc):
     plate_patch: Image
     overview: Image
     model: Models
+    hotlist: list[HotlistMatch] | None = Field(None, description="Hotlist entries the read matched (and an alert "
+                                                                  "went out on .../alert); null when none.")
     signature: Signature | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -104,6 +117,34 @@ class Read(Doc):
         return self.model_dump_json(by_alias=True, exclude_none=False).encode("utf-8")
 
 
+class Alert(Doc):
+    """A hotlist match, published on `.../alert` ahead of any backlog (schema anpr.alert.v1)."""
+
+    schema_: Literal["anpr.alert.v1"] = Field("anpr.alert.v1", alias="schema")
+    alert_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")]
+    read_id: str = Field(description="The read that matched (its document follows on .../read).")
+    site_id: str = Field(min_length=1, max_length=64)
+    camera_id: str = Field(min_length=1, max_length=64)
+    captured_at: dt.datetime
+    raised_at: dt.datetime = Field(description="When the unit decided the read and raised the alert (UTC).")
+    vrm: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,12}$")]
+    confidence: float = Field(ge=0, le=1)
+    matches: list[HotlistMatch] = Field(min_length=1)
+    plate_patch: Image
+    overview: Image
+    signature: Signature | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _utc = field_validator("captured_at", "raised_at")(Read._utc.__func__)
+
+    @field_serializer("captured_at", "raised_at")
+    def _ser_time(self, v: dt.datetime) -> str:
+        return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=False).encode("utf-8")
+
+
 def uuid7(unix_ms: int | None = None, rand: int | None = None) -> str:
     """RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 74 random bits (given, for reproducible ids)."""
     ms = int(time.time() * 1000) if unix_ms is None else int(unix_ms)
@@ -116,8 +157,9 @@ def uuid7(unix_ms: int | None = None, rand: int | None = None) -> str:
     return str(uuid.UUID(int=value))
 
 
-def json_schema() -> dict:
-    s = Read.model_json_schema(by_alias=True, mode="serialization")
-    s["$id"] = "https://anpr-edge/schemas/read.v1.json"
+def json_schema(kind: str = "read") -> dict:
+    """The JSON Schema of the read (anpr.read.v1) or alert (anpr.alert.v1) document."""
+    s = (Alert if kind == "alert" else Read).model_json_schema(by_alias=True, mode="serialization")
+    s["$id"] = f"https://anpr-edge/schemas/{kind}.v1.json"
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return s

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from agent.audit import AuditLog
 from agent.clock import Clock
 from agent.commands import Commands
 from agent.config import DeviceConfig
@@ -112,11 +113,39 @@ def build_illuminator(cfg: DeviceConfig, camera):
     return SerialIlluminator(cfg.illuminator.serial_port, cfg.illuminator.baudrate)
 
 
+def build_hotlist(cfg: DeviceConfig, audit: AuditLog):
+    """The unit's hotlist (None when disabled); a configured list file newer than the stored list is
+    applied. A bad key file stops the unit with a clear error (HotlistError); a bad list file is logged
+    and the stored list stays in force."""
+    h = cfg.hotlist
+    if not h.enabled:
+        return None
+    from agent.hotlist import Hotlist, HotlistError, read_key_file
+    from agent.signing import load_public
+
+    try:
+        trust = load_public(h.trust_key_file)
+    except (OSError, ValueError) as e:
+        raise HotlistError(f"hotlist.trust_key_file {h.trust_key_file}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        match_key = read_key_file(h.match_key_file)
+    except HotlistError as e:
+        raise HotlistError(f"hotlist.match_key_file: {e}") from None
+    hl = Hotlist(cfg.storage.state_dir / "hotlist.jsonl", trust, match_key, fuzzy=h.fuzzy,
+                 on_event=lambda event, **detail: audit.record(event, **detail))
+    if h.file is not None:
+        try:
+            hl.load_file(h.file)
+        except HotlistError as e:
+            log.error("hotlist: %s refused: %s; version %d stays in force", h.file, e, hl.stats.version)
+    return hl
+
+
 class Unit:
     """Everything the device runs, wired together; `start()` / `stop()`."""
 
     def __init__(self, cfg: DeviceConfig, config_path: Path | None = None, *, lossless: bool = False,
-                 on_commit=None, notifier=None, frame_hook=None) -> None:
+                 on_commit=None, notifier=None, frame_hook=None, on_alert=None) -> None:
         self.cfg = cfg
         self.notifier = notifier
         state = cfg.storage.state_dir
@@ -132,9 +161,12 @@ class Unit:
         self.clock = Clock(self.gnss.fix if self.gnss else None)
         self.recogniser = Recogniser(cfg.recogniser.models_dir, cfg.recogniser.threads,
                                      views=cfg.recogniser.views, tile=cfg.recogniser.tile)
+        self.audit = AuditLog(state / "audit", cfg.audit.max_bytes, cfg.audit.keep)
+        self.hotlist = build_hotlist(cfg, self.audit)
         self.outbox = Outbox(state / "outbox.sqlite", cfg.storage.outbox_max_bytes,
-                             cfg.storage.outbox_max_age_h * 3600, receipts=cfg.uplink.receipts,
-                             receipt_timeout_s=cfg.uplink.receipt_timeout_s)
+                             cfg.storage.max_age_s, receipts=cfg.uplink.receipts,
+                             receipt_timeout_s=cfg.uplink.receipt_timeout_s, images_until=cfg.storage.images_until,
+                             on_delete=self._deleted)
         caps = self.camera.capabilities
         limits = ExposureLimits(max_us=min(caps.exposure_us_range[1], int(0.8e6 / caps.fps)),
                                 max_gain=caps.gain_range[1], has_ir=self.illuminator is not None,
@@ -145,10 +177,12 @@ class Unit:
             self.recogniser, self.outbox, self.key, self.clock, illuminator=self.illuminator, gnss=self.gnss,
             min_confidence=cfg.recogniser.min_confidence, lanes=cfg.geometry.lanes,
             privacy_masks=cfg.evidence.privacy_masks, patch_colour=cfg.evidence.patch_colour, exposure=limits,
-            on_commit=self._committed, watchdog=self._watchdog, lossless=lossless, frame_hook=frame_hook)
+            on_commit=self._committed, watchdog=self._watchdog, lossless=lossless, frame_hook=frame_hook,
+            hotlist=self.hotlist, on_alert=self._alerted)
         self._user_on_commit = on_commit
+        self._user_on_alert = on_alert
         self.commands = Commands(cfg, config_path, on_change=self._apply, snapshot=self.pipeline.snapshot,
-                                 restart=self._restart)
+                                 restart=self._restart, hotlist=self.hotlist, audit_log=self.audit)
         u = cfg.uplink
         broker = BrokerSettings(url=u.broker, client_id=u.client_id or f"anpr-edge-{cfg.site.id}-{cfg.camera.id}",
                                 mqtt_version=u.mqtt_version, ca_file=u.ca_file, cert_file=u.cert_file,
@@ -156,16 +190,37 @@ class Unit:
                                 keepalive_s=u.keepalive_s)
         self.uplink = Uplink(broker, cfg.site.id, cfg.camera.id, self.outbox, inflight=u.inflight,
                              backlog_rate=u.backlog_rate, health_interval_s=u.health_interval_s,
-                             health=self.health, commands=self.commands)
+                             health=self.health, commands=self.commands, audit=self.audit)
         self.restart_requested = threading.Event()
 
     def health(self) -> dict:
-        return health_document(self.pipeline, self.outbox, self.clock, self.cfg.storage.state_dir, self.uplink)
+        doc = health_document(self.pipeline, self.outbox, self.clock, self.cfg.storage.state_dir, self.uplink)
+        doc["audit"] = self.audit.health()
+        if self.hotlist is not None:
+            doc["hotlist"] = self.hotlist.health()
+            if self.hotlist.stats.fault:
+                doc["faults"].append(self.hotlist.stats.fault)
+        if self.audit.stats.write_errors:
+            doc["faults"].append(f"audit log not writable ({self.audit.stats.write_errors} lines lost)")
+        return doc
 
     def _committed(self, read, track) -> None:
         self.uplink.notify()
         if self._user_on_commit:
             self._user_on_commit(read, track)
+
+    def _alerted(self, alert, read) -> None:
+        self.uplink.notify()
+        for m in alert.matches:
+            self.audit.record("match", read_id=read.read_id, alert_id=alert.alert_id, list=m.list, reason=m.reason,
+                              priority=m.priority, fuzzy=m.fuzzy, entry=m.entry, version=m.version)
+        if self._user_on_alert:
+            self._user_on_alert(alert, read)
+
+    def _deleted(self, why: str, read_ids: list[str]) -> None:
+        for i in range(0, len(read_ids), 500):
+            part = read_ids[i:i + 500]
+            self.audit.record("deletion", why=why, reads=len(part), read_ids=part)
 
     def failed_threads(self) -> list[str]:
         """The unit's threads that died or stalled: capture, recognise (its loop feeds the watchdog) and
@@ -203,6 +258,11 @@ class Unit:
         self.restart_requested.set()
 
     def start(self) -> None:
+        from agent import __version__
+
+        self.audit.record("start", software=__version__, site=self.cfg.site.id, camera=self.cfg.camera.id,
+                          models=dict(self.recogniser.versions),
+                          hotlist_version=self.hotlist.stats.version if self.hotlist else None)
         self.pipeline.start()
         self.uplink.start()
         if self.notifier is not None:
@@ -213,7 +273,9 @@ class Unit:
             self.notifier.notify("STOPPING=1")
         self.pipeline.stop(drain=True)
         self.uplink.stop(drain_s=drain_s)
-        self.outbox_stats_at_stop = self.outbox.stats()
+        self.outbox_stats_at_stop = st = self.outbox.stats()
+        self.audit.record("stop", reads_committed=self.pipeline.stats.reads_committed, outbox_depth=st.depth,
+                          alerts_raised=self.pipeline.stats.alerts_raised, reads_lost=self.pipeline.stats.reads_held)
         self.outbox.close()
         if self.illuminator is not None:
             self.illuminator.close()

@@ -11,15 +11,16 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agent.read_doc import Read, Signature
+from agent.read_doc import Alert, Read, Signature
 
 IMAGE_FIELDS = ("plate_patch", "overview")
+Signed = TypeVar("Signed", Read, Alert)
 
 
 class VerifyError(ValueError):
@@ -39,15 +40,17 @@ def key_id(pub: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def sign(read: Read, key: Ed25519PrivateKey) -> Read:
-    doc = json.loads(read.model_copy(update={"signature": None}).to_json_bytes())
+def sign(doc_model: Signed, key: Ed25519PrivateKey) -> Signed:
+    """A read or an alert with its signature."""
+    doc = json.loads(doc_model.model_copy(update={"signature": None}).to_json_bytes())
     sig = key.sign(canonical(doc))
-    return read.model_copy(update={"signature": Signature(key_id=key_id(key.public_key()),
-                                                          value=base64.b64encode(sig).decode("ascii"))})
+    return doc_model.model_copy(update={"signature": Signature(key_id=key_id(key.public_key()),
+                                                               value=base64.b64encode(sig).decode("ascii"))})
 
 
-def verify(doc: dict[str, Any] | bytes | str, pub: Ed25519PublicKey) -> Read:
-    """Validate against the schema, check the signature and the image hashes; return the Read."""
+def verify(doc: dict[str, Any] | bytes | str, pub: Ed25519PublicKey, model: type[Read] | type[Alert] = Read):
+    """Validate against the schema, check the signature and the image hashes; return the Read (or
+    the Alert, with model=Alert)."""
     if isinstance(doc, bytes | str):
         try:
             doc = json.loads(doc)
@@ -56,7 +59,7 @@ def verify(doc: dict[str, Any] | bytes | str, pub: Ed25519PublicKey) -> Read:
     if not isinstance(doc, dict):
         raise VerifyError("not a JSON object")
     try:
-        read = Read.model_validate(doc)
+        read = model.model_validate(doc)
     except ValueError as e:
         raise VerifyError(f"not a valid {doc.get('schema', 'read')} document: {e}") from None
     if read.signature is None:

@@ -36,6 +36,9 @@ def topic_prefix(site: str, camera: str) -> str:
 class UplinkStats:
     published: int = 0
     acked: int = 0
+    alerts_published: int = 0
+    alerts_acked: int = 0
+    audit_lines_shipped: int = 0
     reconnects: int = 0
     receipts: int = 0  # reads the central confirmed stored
     bad_receipts: int = 0
@@ -51,7 +54,7 @@ class Uplink:
     def __init__(self, broker: BrokerSettings, site: str, camera: str, outbox: Outbox, *, inflight: int = 20,
                  backlog_rate: float = 200.0, health_interval_s: float = 30.0,
                  health: Callable[[], dict] | None = None, commands: CommandFn | None = None,
-                 backoff: tuple[float, float] = (0.5, 30.0)) -> None:
+                 backoff: tuple[float, float] = (0.5, 30.0), audit=None) -> None:
         self.broker = broker
         self.prefix = topic_prefix(site, camera)
         self.outbox = outbox
@@ -60,6 +63,7 @@ class Uplink:
         self.health_interval_s = health_interval_s
         self.health_fn = health
         self.commands = commands
+        self.audit = audit  # agent.audit.AuditLog: its lines are shipped on .../audit
         self.backoff = backoff
         self.stats = UplinkStats()
         self._client = make_client(broker)
@@ -70,7 +74,7 @@ class Uplink:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
-        self._inflight: dict[int, tuple[str, float]] = {}
+        self._inflight: dict[int, tuple[str, str, float]] = {}  # mid -> (kind, id, published at)
         self._inflight_ids: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -81,6 +85,8 @@ class Uplink:
         self._last_refill = time.monotonic()
         self._next_health = 0.0
         self._next_poll = 0.0
+        self._next_expiry = 0.0
+        self._audit_inflight = False
         self._connected = threading.Event()
         self._closing = False
         self.heartbeat = time.monotonic()  # each pass of the network thread (commands run in it too)
@@ -169,6 +175,9 @@ class Uplink:
             if (woke or self._inflight or time.monotonic() >= self._next_poll) and self._pump():
                 self._next_poll = time.monotonic() + IDLE_POLL_S
             self._health_tick()
+            if time.monotonic() >= self._next_expiry:  # storage.max_age holds on a quiet unit too
+                self._next_expiry = time.monotonic() + 60.0
+                self.outbox.enforce()
             if not self._inflight:
                 self._wake.wait(0.05)
 
@@ -187,6 +196,15 @@ class Uplink:
             busy = set(self._inflight_ids)
         if room <= 0:
             return False
+        # hotlist alerts first, ahead of live reads and any backlog
+        for a in self.outbox.alerts_due(room, busy):
+            if not self._send("alert", a.read_id, "alert", a.payload):
+                return False
+            self.stats.alerts_published += 1
+            room -= 1
+        if room <= 0:
+            return False
+        self._ship_audit()
         batch = self.outbox.newest(room, busy, newer_than_seq=self._live_floor)
         drained = False
         now = time.monotonic()
@@ -199,18 +217,34 @@ class Uplink:
             drained = not batch and not back
             batch += back
         for p in batch:
-            try:
-                info = self._client.publish(f"{self.prefix}/read", p.payload, qos=1)
-            except (OSError, ValueError, RuntimeError) as e:
-                self._lost(f"publish: {e}")
-                return False
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            if not self._send("read", p.read_id, "read", p.payload):
                 break
-            with self._lock:
-                self._inflight[info.mid] = (p.read_id, time.monotonic())
-                self._inflight_ids.add(p.read_id)
             self.stats.published += 1
         return drained
+
+    def _send(self, kind: str, ident: str, sub: str, payload: bytes) -> bool:
+        try:
+            info = self._client.publish(f"{self.prefix}/{sub}", payload, qos=1)
+        except (OSError, ValueError, RuntimeError) as e:
+            self._lost(f"publish: {e}")
+            return False
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        with self._lock:
+            self._inflight[info.mid] = (kind, ident, time.monotonic())
+            self._inflight_ids.add(ident)
+        return True
+
+    def _ship_audit(self) -> None:
+        """The audit log's new lines, one batch in flight at a time (JSON lines in one message)."""
+        if self.audit is None or self._audit_inflight:
+            return
+        lines = self.audit.unshipped(200)
+        if not lines:
+            return
+        body = ("\n".join(text for _, text in lines)).encode("utf-8")
+        if self._send("audit", str(lines[-1][0]), "audit", body):
+            self._audit_inflight = True
 
     def _health_tick(self) -> None:
         if self.health_fn is None or not self.stats.connected:
@@ -237,6 +271,7 @@ class Uplink:
             if not session:  # the broker forgot our in-flight messages: publish them again
                 self._inflight.clear()
                 self._inflight_ids.clear()
+                self._audit_inflight = False
         self._live_floor = self.outbox.max_seq()  # what is stored now is backlog; newer reads are live
         self._next_poll = 0.0
         client.subscribe(f"{self.prefix}/cmd/#", qos=1)
@@ -260,10 +295,20 @@ class Uplink:
                 self._inflight_ids.discard(item[0])
         if item is None:
             return
-        read_id, t0 = item
+        kind, read_id, t0 = item
+        if kind == "audit":
+            self._audit_inflight = False
         if reason_code is not None and getattr(reason_code, "is_failure", False):
-            log.error("uplink: broker rejected read %s: %s", read_id, reason_code)
+            log.error("uplink: broker rejected %s %s: %s", kind, read_id, reason_code)
             return  # stays in the outbox; retried on the next pass
+        if kind == "alert":
+            self.outbox.alert_sent(read_id)
+            self.stats.alerts_acked += 1
+            return
+        if kind == "audit":
+            self.audit.mark_shipped(int(read_id))
+            self.stats.audit_lines_shipped = self.audit.stats.last_seq - self.audit.stats.unshipped
+            return
         self.outbox.mark_sent(read_id)
         self.stats.acked += 1
         lat = self.stats.ack_latency_ms

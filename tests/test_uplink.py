@@ -134,6 +134,8 @@ def finish(p: subprocess.Popen, timeout: float) -> bytes:
 def test_schema_file_is_generated_from_the_model_and_up_to_date():
     on_disk = json.loads((ROOT / "schemas" / "read.v1.json").read_text())
     assert on_disk == json_schema(), "run: anpr-edge schema --out schemas/read.v1.json"
+    alert = json.loads((ROOT / "schemas" / "alert.v1.json").read_text())
+    assert alert == json_schema("alert"), "run: anpr-edge schema --kind alert --out schemas/alert.v1.json"
 
 
 def test_read_ids_are_uuid7_time_ordered_and_unique():
