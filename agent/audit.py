@@ -73,38 +73,49 @@ class AuditLog:
         """Append one line (fsynced); returns its seq. A failed write is counted and logged, never raised:
         the unit keeps reading plates with its audit log on a broken disk, and health says so."""
         with self._lock:
-            body = {"seq": self._seq + 1, "t": _now_iso(self.clock()), "event": event, "detail": detail,
-                    "prev": self._prev}
-            body["hash"] = line_hash(body)
-            line = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
             try:
-                self._rotate_if_full(len(line) + 1)
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                with os.fdopen(fd, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                self._write_small(self.head_path, f"{body['seq']} {body['hash']}\n")
+                if self._rotate_if_full(1024):  # each file starts with a rotated line: a cut start shows
+                    self._append("rotated", {"previous_file": "audit.jsonl.1", "previous_seq": self._seq})
             except OSError as e:
-                self.stats.write_errors += 1
-                if self.stats.write_errors <= 3 or self.stats.write_errors % 1000 == 0:
-                    log.error("audit: cannot write %s (%d failures): %s", self.path, self.stats.write_errors,
-                              e.strerror or e)
+                self._write_failed(e)
                 return 0
-            self._seq, self._prev = body["seq"], body["hash"]
-            self.stats.lines += 1
-            self.stats.last_seq = self._seq
-            self._pending.append((self._seq, line))
-            self.stats.unshipped = len(self._pending)
-            return self._seq
+            return self._append(event, detail)
 
-    def _rotate_if_full(self, adding: int) -> None:
+    def _write_failed(self, e: OSError) -> None:
+        self.stats.write_errors += 1
+        if self.stats.write_errors <= 3 or self.stats.write_errors % 1000 == 0:
+            log.error("audit: cannot write %s (%d failures): %s", self.path, self.stats.write_errors,
+                      e.strerror or e)
+
+    def _append(self, event: str, detail: dict) -> int:
+        body = {"seq": self._seq + 1, "t": _now_iso(self.clock()), "event": event, "detail": detail,
+                "prev": self._prev}
+        body["hash"] = line_hash(body)
+        line = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self._write_small(self.head_path, f"{body['seq']} {body['hash']}\n")
+        except OSError as e:
+            self._write_failed(e)
+            return 0
+        self._seq, self._prev = body["seq"], body["hash"]
+        self.stats.lines += 1
+        self.stats.last_seq = self._seq
+        self._pending.append((self._seq, line))
+        self.stats.unshipped = len(self._pending)
+        return self._seq
+
+    def _rotate_if_full(self, adding: int) -> bool:
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
-            return
+            return False
         if size + adding <= self.max_bytes:
-            return
+            return False
         oldest = self.folder / f"audit.jsonl.{self.keep}"
         if oldest.exists():
             last = _last_seq(oldest)
@@ -120,6 +131,7 @@ class AuditLog:
             if p.exists():
                 os.replace(p, self.folder / f"audit.jsonl.{i + 1}")
         os.replace(self.path, self.folder / "audit.jsonl.1")
+        return True
 
     @staticmethod
     def _write_small(path: Path, text: str) -> None:
@@ -263,6 +275,9 @@ def verify_lines(lines: list[tuple[str, int, str]], head: tuple[int, str] | None
         if prev_hash is None and prev_seq is None and res.lines == 0:
             if seq == 1 and d["prev"] != GENESIS:
                 res.problems.append(f"{where}: the first line does not start a chain")
+            elif seq != 1 and d["event"] != "rotated":
+                res.problems.append(f"{where}: starts at seq {seq}, neither the first line ever nor the start of "
+                                    "a rotated file: lines removed from the start")
             res.first_seq = seq
         else:
             if prev_seq is not None and seq != prev_seq + 1:

@@ -1,7 +1,8 @@
 """Remote commands (`.../cmd/{name}` -> `.../cmd/{name}/reply`): validated, audited, never fatal.
 
 Commands: `ping`, `snapshot` (publishes a current overview), `config/get`, `config/set` (only fields
-marked safe to change remotely; validated, persisted, applied without restart), `restart`.
+marked safe to change remotely; validated, persisted, applied without restart), `hotlist/update`
+(the signed list or delta; agent.hotlist verifies it), `hotlist/get`, `restart`.
 
 A command must be fresh: a retained message (the broker replays it to every new session, so a retained
 `restart` would restart the unit forever) is refused, `restart` needs a `request_id` and an `issued_at`

@@ -256,7 +256,13 @@ def entries_from_csv(text: str, secret: bytes, now: dt.datetime | None = None) -
     added, expires to reviewed + 28 days. Each VRM is hashed with the match key and sealed with the seal key."""
     now = now or dt.datetime.now(dt.UTC)
     mk, sk = match_key_from_secret(secret), AESGCM(seal_key_from_secret(secret))
-    rows = csv.DictReader(io.StringIO(text))
+    try:
+        return _entries(csv.DictReader(io.StringIO(text)), mk, sk, now)
+    except csv.Error as e:
+        raise HotlistError(f"not CSV: {e}") from None
+
+
+def _entries(rows: csv.DictReader, mk: bytes, sk: AESGCM, now: dt.datetime) -> list[Entry]:
     missing = [c for c in CSV_COLUMNS[:4] if c not in (rows.fieldnames or [])]
     if missing:
         raise HotlistError(f"CSV needs the columns {', '.join(CSV_COLUMNS[:4])} (missing {', '.join(missing)}); "
@@ -408,6 +414,7 @@ class Hotlist:
     def _persist(self, chain: list[bytes]) -> None:
         tmp = self.store.with_name(self.store.name + ".tmp")
         try:
+            self.store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(b"\n".join(chain) + b"\n")

@@ -292,7 +292,7 @@ class Uplink:
         with self._lock:
             item = self._inflight.pop(mid, None)
             if item is not None:
-                self._inflight_ids.discard(item[0])
+                self._inflight_ids.discard(item[1])
         if item is None:
             return
         kind, read_id, t0 = item

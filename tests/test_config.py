@@ -128,3 +128,18 @@ def test_plaintext_mqtt_to_another_machine_is_refused_unless_allowed():
                {"broker": "mqtt://broker.example:1883", "allow_plaintext": True},
                {"broker": "mqtts://broker.example:8883"}):
         from_mapping({**base, "uplink": ok}, "t", environ={})
+
+
+def test_hotlist_needs_its_keys_and_storage_max_age_parses_old_and_new_names():
+    import pytest
+
+    from agent.config import ConfigError, from_mapping
+
+    base = {"site": {"id": "S1"}, "camera": {"id": "cam1"}}
+    with pytest.raises(ConfigError, match="trust_key_file and match_key_file"):
+        from_mapping({**base, "hotlist": {"enabled": True}}, environ={})
+    assert from_mapping({**base, "storage": {"max_age": "36h"}}, environ={}).storage.max_age_s == 36 * 3600
+    assert from_mapping({**base, "storage": {"outbox_max_age_h": 48}}, environ={}).storage.max_age_s == 48 * 3600
+    for bad in ("14", "2w", "30s", "-1d"):
+        with pytest.raises(ConfigError, match="max_age"):
+            from_mapping({**base, "storage": {"max_age": bad}}, environ={})

@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -60,3 +61,47 @@ def test_outbox_files_are_private(tmp_path):
     os.chmod(loose, 0o644)
     Outbox(loose).close()
     assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+
+
+def _doc(n: int) -> bytes:
+    return json.dumps({"n": n, "plate_patch": {"jpeg_b64": "QUJD" * 100, "sha256": "x"},
+                       "overview": {"jpeg_b64": "REVG" * 1000, "sha256": "y"}}).encode()
+
+
+def test_images_go_at_puback_the_document_at_the_receipt_and_each_deletion_is_reported(tmp_path):
+    gone = []
+    ob = Outbox(tmp_path / "o.sqlite", receipts=True, on_delete=lambda why, ids: gone.append((why, ids)))
+    ob.put("a", _doc(1))
+    ob.put("b", _doc(2))
+    before = ob.stats().bytes
+    ob.mark_sent("a")
+    kept = json.loads(ob._db.execute("SELECT payload FROM reads WHERE read_id='a'").fetchone()[0])
+    assert kept["plate_patch"]["jpeg_b64"] == "" and kept["overview"]["sha256"] == "y" and kept["n"] == 1
+    st = ob.stats()
+    assert st.images_deleted == 1 and st.bytes < before - 4000 and st.depth == 2
+    assert ob.confirm(["a"]) == 1 and gone == [("delivered", ["a"])] and ob.stats().deleted == 1
+    keep = Outbox(tmp_path / "k.sqlite", receipts=True, images_until="receipt")
+    keep.put("a", _doc(1))
+    keep.mark_sent("a")
+    assert json.loads(keep._db.execute("SELECT payload FROM reads").fetchone()[0])["overview"]["jpeg_b64"]
+
+
+def test_nothing_outlives_max_age_even_with_no_new_reads(tmp_path):
+    gone = []
+    ob = Outbox(tmp_path / "o.sqlite", max_age_s=60, on_delete=lambda why, ids: gone.append((why, ids)))
+    ob.put("old", _doc(1), alert=("al-1", b"{}"))
+    ob._db.execute("UPDATE reads SET created = created - 3600")
+    ob._db.execute("UPDATE alerts SET created = created - 3600")
+    assert ob.stats().alerts_pending == 1
+    ob.enforce()
+    st = ob.stats()
+    assert st.depth == 0 and st.expired == 1 and st.alerts_pending == 0 and gone == [("expired", ["old"])]
+
+
+def test_an_alert_is_committed_with_its_read_and_deleted_at_its_puback(tmp_path):
+    ob = Outbox(tmp_path / "o.sqlite")
+    assert ob.put("r1", b"{}", alert=("al-1", b'{"a":1}'))
+    assert not ob.put("r1", b"{}", alert=("al-1", b'{"a":1}'))  # a retried commit adds neither twice
+    assert [a.read_id for a in ob.alerts_due(10, set())] == ["al-1"] and ob.alerts_due(10, {"al-1"}) == []
+    ob.alert_sent("al-1")
+    assert ob.alerts_due(10, set()) == [] and ob.stats().depth == 1
