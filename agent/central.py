@@ -66,9 +66,16 @@ def central_client_id(group: str, instance: str) -> str:
 
 
 class KeyRegistry:
+    """Camera id -> its Ed25519 public key: a folder of `{site}.{camera}.pub` PEM files (looked up on
+    first use, so a new camera's file can be added while running), or one register file with a line
+    `{site}.{camera} <64 hex digits of the raw public key>` a camera (a fleet's thousands of keys)."""
+
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
         self._cache: dict[str, object] = {}
+        if folder is not None and Path(folder).is_file():
+            self._cache = load_register(Path(folder))
+            self.folder = None
 
     def get(self, site: str, camera: str):
         name = f"{site}.{camera}"
@@ -80,6 +87,21 @@ class KeyRegistry:
                 except ValueError as e:
                     log.error("central: bad key file %s: %s", p, e)
         return self._cache.get(name)
+
+
+def load_register(path: Path) -> dict[str, object]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    keys: dict[str, object] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            name, hexkey = line.split()
+            keys[name] = Ed25519PublicKey.from_public_bytes(bytes.fromhex(hexkey))
+        except ValueError:
+            raise ValueError(f"{path}:{n}: expected '{{site}}.{{camera}} <64 hex digits>'") from None
+    return keys
 
 
 class Store:
@@ -249,6 +271,7 @@ class Central:
         self._receipt_lock = threading.Lock()
         self._stopping = threading.Event()
         self._receipt_thread = threading.Thread(target=self._receipt_loop, name="receipts", daemon=True)
+        self._warned: dict[str, float] = {}
 
     @property
     def topic(self) -> str:
@@ -278,6 +301,13 @@ class Central:
         self._flush_receipts()
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _warn(self, kind: str, msg: str, *args) -> None:
+        """At most one line a second per kind: a misconfigured camera must not flood the log."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, 0.0) >= 1.0:
+            self._warned[kind] = now
+            log.warning(msg, *args)
 
     def _on_alert(self, alert, raw: dict, site: str, camera: str) -> None:
         if (alert.site_id, alert.camera_id) != (site, camera):
@@ -354,8 +384,10 @@ class Central:
             else:
                 read = verify(raw, key, Alert if parts[4] == "alert" else Read)
         except VerifyError as e:
-            self.counts["bad_signature" if "signature" in str(e) or "hash" in str(e) else "invalid"] += 1
-            log.warning("central: rejected read on %s: %s", msg.topic, e)
+            why = str(e)
+            self.counts["wrong_key" if why.startswith("signed with key") else
+                        "bad_signature" if "signature" in why or "hash" in why else "invalid"] += 1
+            self._warn("rejected", "central: rejected %s on %s: %s", parts[4], msg.topic, e)
             return
         except ValueError as e:
             self.counts["invalid"] += 1

@@ -397,7 +397,8 @@ def central_cmd(
     broker: Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")],
     out: Annotated[Path, typer.Option(help="Folder for reads.sqlite and images/.")],
     group: Annotated[str, typer.Option(help="Shared-subscription group.")] = "central",
-    keys: Annotated[Path | None, typer.Option(help="Folder of registered keys, {site}.{camera}.pub")] = None,
+    keys: Annotated[Path | None, typer.Option(help="Folder of registered keys ({site}.{camera}.pub), or a "
+                                                   "register file ({site}.{camera} <raw key hex> a line).")] = None,
     ca: Annotated[Path | None, typer.Option(help="CA certificate for TLS.")] = None,
     cert: Annotated[Path | None, typer.Option(help="Client certificate (mTLS).")] = None,
     key: Annotated[Path | None, typer.Option(help="Client key (mTLS).")] = None,
@@ -439,6 +440,43 @@ def central_cmd(
         pass
     finally:
         c.stop()
+
+
+@bench_app.command("fleet")
+def bench_fleet_cmd(
+    cameras: Annotated[int, typer.Option(min=1, help="Simulated cameras, each its own MQTT client.")] = 1000,
+    rate: Annotated[float, typer.Option(min=0.0001, help="Reads per second per camera (Poisson).")] = 0.1,
+    seconds: Annotated[float, typer.Option(min=1, help="How long the fleet publishes.")] = 120.0,
+    centrals: Annotated[int, typer.Option(min=1, help="Central instances sharing the subscription.")] = 1,
+    kill_one: Annotated[bool, typer.Option(help="SIGKILL one central half way.")] = False,
+    churn: Annotated[float, typer.Option(min=0, max=1, help="Share of cameras that drop and rejoin.")] = 0.05,
+    processes: Annotated[int, typer.Option(min=1, help="Fleet worker processes.")] = 2,
+    db: Annotated[str | None, typer.Option(help="postgresql://... for the centrals (default: SQLite).")] = None,
+    out: Annotated[Path, typer.Option(help="Working folder.")] = Path("bench-fleet-out"),
+) -> None:
+    """Mosquitto, K centrals and N simulated cameras: one JSON line of sent, stored, lost, duplicates,
+    sustained reads/s, publish-to-stored p50/p99, broker and central CPU and RSS."""
+    from agent.bench_fleet import bench_fleet
+
+    typer.echo(json.dumps(bench_fleet(cameras, rate, seconds, centrals, kill_one, churn, processes, db, out)))
+
+
+@sim_app.command("fleet")
+def sim_fleet_cmd(
+    broker: Annotated[str, typer.Option(help="mqtt://host:port of the broker.")],
+    cameras: Annotated[int, typer.Option(min=1)] = 100,
+    rate: Annotated[float, typer.Option(min=0.0001, help="Reads per second per camera (Poisson).")] = 0.1,
+    seconds: Annotated[float, typer.Option(min=1)] = 60.0,
+    churn: Annotated[float, typer.Option(min=0, max=1, help="Share of cameras that drop and rejoin.")] = 0.05,
+    processes: Annotated[int, typer.Option(min=1)] = 2,
+    out: Annotated[Path, typer.Option(help="Key register (keys.txt, for `central --keys`) and sent ids.")] = Path(
+        "fleet-out"),
+) -> None:
+    """Simulated cameras publishing signed reads with real-size images to a broker."""
+    from sim.fleet import FleetSettings, run_fleet
+
+    typer.echo(json.dumps(run_fleet(FleetSettings(broker=broker, cameras=cameras, rate=rate, seconds=seconds,
+                                                  churn=churn, processes=processes, out=out))))
 
 
 @bench_app.command("uplink")
