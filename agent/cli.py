@@ -102,7 +102,7 @@ def bench_sim(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """SimCamera frames/s at 1280x720 and plate crops/s, on one core."""
-    from sim.bench import bench_sim as run
+    from sim.benchmarks.simulator import bench_sim as run
 
     result = run(frames, crops)
     if json_out:
@@ -237,9 +237,9 @@ def eval_cmd(
     """Detection recall, exact-read rate, within-one rate, per format and condition, confusions. Real
     photo labels (the shared set's real-read / real-detect labels.jsonl) are scored per kind, source
     and country over one split."""
-    from agent.evaluate import evaluate
-    from agent.evaluate_real import evaluate_real, is_real_labels
     from agent.recognise import Recogniser, RecogniserError
+    from sim.evaluate import evaluate
+    from sim.evaluate_real import evaluate_real, is_real_labels
 
     try:
         if labels.is_file() and is_real_labels(labels):
@@ -318,7 +318,7 @@ def bench_recognise_cmd(
 ) -> None:
     """Per-stage times and whole-image p50/p99, one thread: simulated 1280x720 frames with one and three
     plates and, with --images, real photographs."""
-    from agent.bench_recognise import bench_images, bench_recognise
+    from sim.benchmarks.recognise import bench_images, bench_recognise
 
     result = bench_recognise(models, frames)
     if images is not None:
@@ -359,7 +359,7 @@ def export_cmd(
 ) -> None:
     """A stored read as the camera signed it, images put back from the store: `anpr-edge verify`
     checks it, so evidence can be shown untampered."""
-    from agent.central import ExportError, export_read
+    from sim.central import ExportError, export_read
 
     try:
         data = export_read(store, read_id)
@@ -410,23 +410,25 @@ def central_cmd(
     seconds: Annotated[float, typer.Option(help="Stop after this long (0: run until Ctrl-C).")] = 0.0,
     allow_unsigned: Annotated[bool, typer.Option(help="Store reads from cameras without a registered key.")]
     = False,
+    db: Annotated[str | None, typer.Option(help="postgresql://user@host:port/db (default: SQLite in --out).")]
+    = None,
 ) -> None:
     """Reference central subscriber: validate, verify, de-duplicate, store; prints counts as it goes."""
     import logging
     import socket
     import time
 
-    from agent.central import Central, central_client_id
-    from agent.mqtt_common import BrokerSettings
+    from agent.uplink.mqtt import BrokerSettings
+    from sim.central import Central, central_client_id
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     s = BrokerSettings(url=broker, client_id=client_id or central_client_id(group, instance or socket.gethostname()),
                        ca_file=ca,
                        cert_file=cert, key_file=key)
     try:
-        c = Central(s, out, group, keys, require_signature=not allow_unsigned)
+        c = Central(s, out, group, keys, require_signature=not allow_unsigned, db=db)
         c.start()
-    except (OSError, ValueError, ConnectionError) as e:
+    except (OSError, ValueError, ConnectionError, RuntimeError) as e:
         typer.echo(f"error: cannot subscribe at {broker}: {e}", err=True)
         raise typer.Exit(2) from None
     t0 = time.monotonic()
@@ -435,7 +437,7 @@ def central_cmd(
             time.sleep(1.0)
             k = c.counts
             typer.echo(" ".join(f"{n} {k[n]}" for n in ("received", "stored", "duplicates", "invalid",
-                                                          "bad_signature", "unknown_camera")))
+                                                          "bad_signature", "wrong_key", "unknown_camera")))
     except KeyboardInterrupt:
         pass
     finally:
@@ -451,12 +453,13 @@ def bench_fleet_cmd(
     kill_one: Annotated[bool, typer.Option(help="SIGKILL one central half way.")] = False,
     churn: Annotated[float, typer.Option(min=0, max=1, help="Share of cameras that drop and rejoin.")] = 0.05,
     processes: Annotated[int, typer.Option(min=1, help="Fleet worker processes.")] = 2,
-    db: Annotated[str | None, typer.Option(help="postgresql://... for the centrals (default: SQLite).")] = None,
+    db: Annotated[str | None, typer.Option(help="postgresql://... for the centrals, or 'local' for a throw-away "
+                                                "server (default: SQLite).")] = None,
     out: Annotated[Path, typer.Option(help="Working folder.")] = Path("bench-fleet-out"),
 ) -> None:
     """Mosquitto, K centrals and N simulated cameras: one JSON line of sent, stored, lost, duplicates,
     sustained reads/s, publish-to-stored p50/p99, broker and central CPU and RSS."""
-    from agent.bench_fleet import bench_fleet
+    from sim.benchmarks.fleet import bench_fleet
 
     typer.echo(json.dumps(bench_fleet(cameras, rate, seconds, centrals, kill_one, churn, processes, db, out)))
 
@@ -482,7 +485,7 @@ def sim_fleet_cmd(
 @bench_app.command("uplink")
 def bench_uplink_cmd(reads: Annotated[int, typer.Option(help="Backlog size.")] = 2000) -> None:
     """Backlog drain rate with full-size images, PUBACK latency, central ingest with 1 and 2 subscribers."""
-    from agent.bench_uplink import bench_uplink
+    from sim.benchmarks.uplink import bench_uplink
 
     typer.echo(json.dumps(bench_uplink(reads), indent=2))
 
@@ -607,7 +610,7 @@ def bench_pipeline_cmd(
     memory_frames: Annotated[int, typer.Option(help="Frames for the throughput and memory run.")] = 10_000,
 ) -> None:
     """Frames/s per core, capture-to-PUBACK latency at 25 fps, CPU per frame, RSS at 1k and 10k frames."""
-    from agent.bench_pipeline import bench_pipeline
+    from sim.benchmarks.pipeline import bench_pipeline
 
     typer.echo(json.dumps(bench_pipeline(models, latency_frames, memory_frames), indent=2))
 
@@ -625,9 +628,9 @@ def demo(
                                                  "on a generated, signed hotlist; alerts are counted.")] = 0.0,
 ) -> None:
     """Simulated camera, traffic from day to night, the real pipeline, a broker and the central subscriber."""
-    from agent.demo import run_demo
     from agent.recognise.runtime import ModelError
     from hal.errors import HalError
+    from sim.demo import run_demo
 
     if headless and not vehicles:
         vehicles = 60

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from agent.clock import Clock
-from agent.outbox import Outbox
+from agent.uplink.outbox import Outbox
 
 
 def cpu_temperature_c() -> float | None:

@@ -17,16 +17,16 @@ from pathlib import Path
 
 from agent.audit import AuditLog
 from agent.clock import Clock
-from agent.commands import Commands
 from agent.config import DeviceConfig
-from agent.exposure import ExposureLimits
 from agent.health import health_document
-from agent.mqtt_common import BrokerSettings
-from agent.outbox import Outbox, private_dir
-from agent.pipeline import Identity, Pipeline
+from agent.pipeline.exposure import ExposureLimits
+from agent.pipeline.loop import Identity, Pipeline
 from agent.recognise import Recogniser
 from agent.signing import key_id, load_private, new_key, private_pem
-from agent.uplink import Uplink
+from agent.uplink.client import Uplink
+from agent.uplink.commands import Commands
+from agent.uplink.mqtt import BrokerSettings
+from agent.uplink.outbox import Outbox, private_dir
 from hal.errors import HalError
 
 UPLINK_STALL_S = 90.0  # longer than the longest reconnect back-off wait (30 s) with its jitter

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.evidence import letterbox
+from agent.pipeline.evidence import letterbox
 
 COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "skip": "#757575"}
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from agent import __version__
 from agent.config import DeviceConfig
+from agent.pipeline.tracker import Observation, Tracker
 from agent.recognise import Recogniser
 from agent.recognise.rectify import crop_plate
-from agent.tracker import Observation, Tracker
 from calibration.checks import Thresholds, run_checks, thresholds_json
 from calibration.measure import measure
 from calibration.report import write_report

@@ -6,8 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 
-from agent.commands import to_toml
 from agent.config import from_mapping
+from agent.uplink.commands import to_toml
 
 
 def write_geometry(path: Path, suggested: dict) -> None:

@@ -12,6 +12,10 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then 
 if ! command -v systemd-analyze >/dev/null 2>&1; then need_apt+=(systemd); fi
 if ! command -v shellcheck >/dev/null 2>&1; then need_apt+=(shellcheck); fi
 if ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
+# the central side's PostgreSQL tests start a throw-away server from these binaries
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}"

@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
 def collect(labels: Path, rec) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    from agent.evaluate import load_labels, overlap
     from agent.recognise.confidence import read_features
+    from sim.evaluate import load_labels, overlap
 
     xs, ys = [], []
     for it in load_labels(labels):
@@ -52,9 +52,9 @@ def collect_real(data: Path, rec, scenes: int, licences: tuple[str, ...]) -> tup
     import cv2
     from real_data import detect_items, read_items
 
-    from agent.evaluate import overlap
     from agent.recognise.confidence import read_features
     from agent.recognise.detector import Detection
+    from sim.evaluate import overlap
 
     xs, ys = [], []
     for r in read_items(data, licences, calibration=True):

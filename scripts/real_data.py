@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import train_common  # noqa: F401  (puts the repository on sys.path)
 
-from agent.evaluate_real import read_labels
+from sim.evaluate_real import read_labels
 
 COMPOSITE_RATE = 0.4  # share of labelled plates in real scenes replaced by a rendered UK plate
 
@@ -137,7 +137,7 @@ def _scene(data: Path, r: dict) -> np.ndarray | None:
 
 
 def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                   train_hw: tuple[int, int]) -> dict[str, np.ndarray]:
+                   train_hw: tuple[int, int], mask_scale: tuple[float, float] = (1.0, 1.0)) -> dict[str, np.ndarray]:
     """Windows of real scenes at the scales the run-time letterbox gives them (and up to 2.5x
     closer, as the detector's second look sees a plate), with plate masks from the labelled boxes."""
     from train_detector import plate_mask
@@ -177,9 +177,15 @@ def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tupl
             ox = int(np.clip(c[0] - rng.uniform(0.1, 0.9) * tw, 0, canvas.shape[1] - tw))
             oy = int(np.clip(c[1] - rng.uniform(0.1, 0.9) * th, 0, canvas.shape[0] - th))
         xs[k] = photometric(canvas[oy:oy + th, ox:ox + tw], rng)
-        ys[k] = plate_mask([q * s - (ox, oy) for q in quads], (th, tw), DET_STRIDE)
+        ys[k] = plate_mask([shrink(q, mask_scale) * s - (ox, oy) for q in quads], (th, tw), DET_STRIDE)
         k += 1
     return {"x": xs, "y": ys}
+
+
+def shrink(q: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """An axis-aligned box quad scaled around its centre (width, height)."""
+    c = q.mean(axis=0)
+    return (q - c) * np.asarray(scale, np.float64) + c
 
 
 def _jitter_quad(q: np.ndarray, rng: np.random.Generator, size: float = 0.06, angle_deg: float = 4.0) -> np.ndarray:

@@ -243,6 +243,11 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                          "(CC0,CC BY,MIT,Apache,BSD,ODbL or 'permissive' for CC0, CC BY, MIT, Apache, BSD)")
     ap.add_argument("--init-shipped", action="store_true",
                     help="start from the shipped int8 model in --out (dequantised) instead of at random")
+    if name == "detector":
+        ap.add_argument("--real-mask-scale", default="1,1",
+                        help="WIDTH,HEIGHT: shrink the real photos' labelled boxes to this share around their centre "
+                             "for the target masks (an axis-aligned box around a tilted plate is far taller than "
+                             "the plate: 0.92,0.8 keeps the target on the plate)")
     if name == "reader":
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")

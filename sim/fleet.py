@@ -26,9 +26,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
 
-from agent.mqtt_common import BrokerSettings, connect_properties, make_client
 from agent.read_doc import Read, uuid7
 from agent.signing import new_key, sign
+from agent.uplink.mqtt import BrokerSettings, connect_properties, make_client
 
 HEALTH_S = 30.0
 
@@ -53,7 +53,7 @@ def camera_name(i: int) -> tuple[str, str]:
 
 def templates(pool: int = 8, seed: int = 0) -> list[Read]:
     """Reads with real evidence images rendered by the simulator once; their identity is replaced per read."""
-    from agent.synthetic import truth_reads
+    from sim.synthetic import truth_reads
 
     src = truth_reads("POOL", "pool", new_key(), seed=seed)
     return [next(src) for _ in range(pool)]
@@ -82,6 +82,7 @@ class _Camera:
         self.pending: dict[int, str] = {}  # mid -> read_id
         self.sent: list[str] = []  # read ids acknowledged by the broker
         self.made = 0
+        self.bytes = 0
         self.drops = 0
 
     def connect(self) -> None:
@@ -104,9 +105,11 @@ class _Camera:
         r = tpl.model_copy(update={"read_id": uuid7(ms), "site_id": self.site, "camera_id": self.camera,
                                    "captured_at": dt.datetime.fromtimestamp(ms / 1000, dt.UTC), "signature": None})
         r = sign(r, self.key)
-        info = self.client.publish(f"{self.prefix}/read", r.to_json_bytes(), qos=1)
+        payload = r.to_json_bytes()
+        info = self.client.publish(f"{self.prefix}/read", payload, qos=1)
         self.pending[info.mid] = r.read_id  # queued by paho while offline; sent on the resumed session
         self.made += 1
+        self.bytes += len(payload)
 
     def health(self) -> None:
         doc = {"time": round(time.time(), 3), "reads_committed": self.made, "fleet": True}
@@ -194,6 +197,7 @@ def _drive(index: int, ids: list[int], settings: FleetSettings, keys: list[bytes
     sent = [rid for c in cams for rid in c.sent]
     (settings.out / f"sent-{index}.txt").write_text("\n".join(sent) + ("\n" if sent else ""))
     return {"worker": index, "cameras": len(cams), "made": sum(c.made for c in cams), "acked": len(sent),
+            "bytes": sum(c.bytes for c in cams),
             "unacked": sum(len(c.pending) for c in cams), "drops": sum(c.drops for c in cams)}
 
 
@@ -258,7 +262,8 @@ def run_fleet(settings: FleetSettings, raws: list[bytes] | None = None) -> dict:
         raise RuntimeError(f"fleet worker {failed[0]['worker']} failed: {failed[0]['error']}\n{failed[0]['trace']}")
     return {"cameras": settings.cameras, "made": sum(r["made"] for r in results),
             "acked": sum(r["acked"] for r in results), "unacked": sum(r["unacked"] for r in results),
-            "drops": sum(r["drops"] for r in results)}
+            "drops": sum(r["drops"] for r in results),
+            "bytes_per_read": round(sum(r["bytes"] for r in results) / max(1, sum(r["made"] for r in results)))}
 
 
 def sent_ids(out: Path) -> set[str]:

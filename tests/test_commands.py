@@ -3,8 +3,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.commands import SAFE_FIELDS, Commands
 from agent.config import from_mapping, load
+from agent.uplink.commands import SAFE_FIELDS, Commands
 
 CFG = {"site": {"id": "S1"}, "camera": {"id": "cam1"}}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.demo import run_demo
-from agent.evidence import OVERVIEW_MAX_BYTES, PATCH_MAX_BYTES
+from agent.pipeline.evidence import OVERVIEW_MAX_BYTES, PATCH_MAX_BYTES
+from sim.demo import run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 

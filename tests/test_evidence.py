@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.evidence import OVERVIEW_MAX_BYTES, PATCH_MAX_BYTES, best_jpeg, letterbox, overview, plate_patch
+from agent.pipeline.evidence import OVERVIEW_MAX_BYTES, PATCH_MAX_BYTES, best_jpeg, letterbox, overview, plate_patch
 
 
 def _decode(data: bytes) -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from agent.exposure import PLATE_TARGET, ExposureController, ExposureLimits, ExposureState
+from agent.pipeline.exposure import PLATE_TARGET, ExposureController, ExposureLimits, ExposureState
 from hal.illuminator_sim import SimIlluminator
 from sim.camera import SimCamera, SimCameraSettings
 

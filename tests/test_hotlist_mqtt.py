@@ -6,10 +6,10 @@ import json
 import time
 from pathlib import Path
 
-from agent.commands import Commands
 from agent.config import from_mapping
-from agent.outbox import Outbox
-from agent.uplink import Uplink
+from agent.uplink.client import Uplink
+from agent.uplink.commands import Commands
+from agent.uplink.outbox import Outbox
 from tests.test_hotlist import ROWS, Deployment, _tamper
 from tests.test_uplink import Client, broker, pki, settings, wait_for  # noqa: F401 (fixtures)
 
@@ -83,8 +83,8 @@ def test_an_alert_arrives_before_500_queued_backlog_reads_when_the_broker_is_bac
 
 
 def test_demo_alerts_once_per_listed_vehicle_read_and_no_listed_vrm_stays_on_the_unit(tmp_path):
-    from agent.demo import run_demo
     from agent.hotlist import KEY_FILES, parse_update, read_key_file, unseal
+    from sim.demo import run_demo
 
     out = tmp_path / "demo"
     s = run_demo(out=out, vehicles=14, seed=77, live=False, headless=True, models=ROOT / "models",

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from agent.outbox import Outbox, OutboxError
+from agent.uplink.outbox import Outbox, OutboxError
 
 
 def test_bounded_by_bytes_evicts_oldest_and_counts(tmp_path):
@@ -48,7 +48,7 @@ def test_outbox_files_are_private(tmp_path):
     import os
     import stat
 
-    from agent.outbox import Outbox
+    from agent.uplink.outbox import Outbox
 
     state = tmp_path / "state"
     ob = Outbox(state / "outbox.sqlite")

@@ -9,13 +9,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from typer.testing import CliRunner
 
-from agent.central import Central
 from agent.cli import app
 from agent.config import load
-from agent.local_broker import Mosquitto
-from agent.mqtt_common import BrokerSettings
 from agent.provision import CENTRAL_ACL, acl_block
 from agent.service import Unit
+from agent.uplink.mqtt import BrokerSettings
+from sim.central import Central
+from sim.local_broker import Mosquitto
 from tests.support.pki import Pki
 
 ROOT = Path(__file__).resolve().parents[1]

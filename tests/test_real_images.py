@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.config import DEFAULT_MIN_CONFIDENCE
-from agent.evaluate_real import evaluate_real, is_real_labels, licence_allowed, load_real
 from agent.recognise import Recogniser
+from sim.evaluate_real import evaluate_real, is_real_labels, licence_allowed, load_real
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "real"

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.config import DEFAULT_MIN_CONFIDENCE
-from agent.evaluate import evaluate
 from agent.recognise import Recogniser
 from sim.dataset import write_dataset
+from sim.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from agent.central import Central
-from agent.local_broker import Mosquitto
-from agent.mqtt_common import BrokerSettings
-from agent.outbox import Outbox
+from agent.uplink.mqtt import BrokerSettings
+from agent.uplink.outbox import Outbox
+from sim.central import Central
+from sim.local_broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
 

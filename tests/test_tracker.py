@@ -1,6 +1,6 @@
 import pytest
 
-from agent.tracker import Observation, Tracker, edit_distance, vote
+from agent.pipeline.tracker import Observation, Tracker, edit_distance, vote
 
 
 def obs(t, vrm, x, y, w, conf=0.95, cc=None):

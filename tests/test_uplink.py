@@ -17,14 +17,14 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent.central import Central
-from agent.local_broker import Mosquitto
-from agent.mqtt_common import BrokerSettings, connect_properties, make_client
-from agent.outbox import Outbox
 from agent.provision import CENTRAL_ACL, acl_block
 from agent.read_doc import json_schema, uuid7
 from agent.signing import new_key, private_pem, public_pem
-from agent.uplink import Uplink
+from agent.uplink.client import Uplink
+from agent.uplink.mqtt import BrokerSettings, connect_properties, make_client
+from agent.uplink.outbox import Outbox
+from sim.central import Central
+from sim.local_broker import Mosquitto
 from tests.support.pki import Pki
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def expected_ids(count: int, id_seed: int) -> set[str]:
 
 
 def feeder(pki, broker, state: Path, count: int, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "agent.feeder", "--state", str(state), "--count", str(count), "--broker", broker.url,
+    args = [sys.executable, "-m", "sim.feeder", "--state", str(state), "--count", str(count), "--broker", broker.url,
             "--sign-key", str(pki.sign_key), "--ca", str(pki.ca), "--cert", str(pki.cam[0]), "--key", str(pki.cam[1]),
             "--id-seed", "1", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -148,7 +148,7 @@ def test_verify_cli_accepts_and_rejects_tampering(pki, tmp_path):
     from typer.testing import CliRunner
 
     from agent.cli import app
-    from agent.synthetic import ReadFactory
+    from sim.synthetic import ReadFactory
 
     r = ReadFactory("S1", "cam1", pki.key, pool=1).read(0)
     f = tmp_path / "read.json"
@@ -167,7 +167,7 @@ def test_a_stored_read_exported_with_its_images_verifies_and_tampering_is_found(
     from typer.testing import CliRunner
 
     from agent.cli import app
-    from agent.synthetic import ReadFactory
+    from sim.synthetic import ReadFactory
 
     central = start_central(pki, broker, tmp_path / "central")
     cam = Client(settings(pki, broker, "S1.cam1"))
@@ -209,7 +209,7 @@ def test_acl_certificates_and_tamper_detection(pki, broker, tmp_path):
     central = start_central(pki, broker, tmp_path / "central")
     cam = Client(settings(pki, broker, "S1.cam1"))
     try:
-        from agent.synthetic import ReadFactory
+        from sim.synthetic import ReadFactory
 
         fac = ReadFactory("S1", "cam1", pki.key, pool=1)
         good = fac.read(0)
@@ -257,7 +257,7 @@ def test_a_camera_certificate_cannot_take_reads_through_a_shared_subscription(pk
     (Mosquitto's ACL file does not check subscriptions) and the broker hands it its share of every
     camera's reads, which the read ACL then drops: it sees none of them, and the receipts make the
     cameras publish the dropped ones again, so the central still stores every read exactly once."""
-    from agent.synthetic import ReadFactory
+    from sim.synthetic import ReadFactory
 
     central = start_central(pki, broker, tmp_path / "central")
     thief = Client(settings(pki, broker, "S1.cam2"))
@@ -285,7 +285,7 @@ def test_receipts_keep_reads_until_the_central_has_them_and_a_conflict_is_kept_a
     """PUBACK alone deletes nothing: with no central listening the reads stay on the unit, published
     again after the receipt timeout; once a central is up they are stored and deleted. The same read
     id again with other content and a valid signature is stored as a conflict, not over the first."""
-    from agent.synthetic import ReadFactory
+    from sim.synthetic import ReadFactory
 
     outbox = Outbox(tmp_path / "o.sqlite", receipts=True, receipt_timeout_s=1.0)
     up = Uplink(settings(pki, broker, "S1.cam1"), "S1", "cam1", outbox, backoff=(0.1, 1.0))
@@ -496,8 +496,8 @@ def test_disk_full_sheds_images_keeps_every_read_bounded_logs_no_storm(pki, brok
 # ---- commands ------------------------------------------------------------------------------------
 
 def test_commands_over_mqtt_and_fuzzed_topics(pki, broker, tmp_path):
-    from agent.commands import Commands
-    from agent.outbox import Outbox
+    from agent.uplink.commands import Commands
+    from agent.uplink.outbox import Outbox
 
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text('[site]\nid = "S1"\n[camera]\nid = "cam1"\n[recogniser]\nmin_confidence = 0.8\n')
@@ -546,7 +546,7 @@ def test_commands_over_mqtt_and_fuzzed_topics(pki, broker, tmp_path):
 
 
 def test_two_centrals_in_a_group_split_the_load(pki, broker, tmp_path):
-    from agent.synthetic import ReadFactory
+    from sim.synthetic import ReadFactory
 
     a = start_central(pki, broker, tmp_path / "a", group="g2", client_id="c-a")
     b = start_central(pki, broker, tmp_path / "b", group="g2", client_id="c-b")
@@ -564,8 +564,8 @@ def test_two_centrals_in_a_group_split_the_load(pki, broker, tmp_path):
 
 
 def test_mqtt_311_uplink_delivers(pki, tmp_path):
-    from agent.outbox import Outbox
-    from agent.synthetic import ReadFactory
+    from agent.uplink.outbox import Outbox
+    from sim.synthetic import ReadFactory
 
     plain = Mosquitto(tmp_path / "plain").start()
     try:

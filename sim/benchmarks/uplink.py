@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.central import Central
-from agent.local_broker import Mosquitto
-from agent.mqtt_common import BrokerSettings
-from agent.outbox import Outbox
 from agent.signing import new_key, public_pem
-from agent.synthetic import ReadFactory
-from agent.uplink import Uplink
+from agent.uplink.client import Uplink
+from agent.uplink.mqtt import BrokerSettings
+from agent.uplink.outbox import Outbox
+from sim.central import Central
+from sim.local_broker import Mosquitto
+from sim.synthetic import ReadFactory
 
 
 def _run(folder: Path, n: int, subscribers: int, factory: ReadFactory, keys: Path) -> dict[str, float]:

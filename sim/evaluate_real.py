@@ -178,7 +178,7 @@ def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> C
     text = it.plates[0]["text"]
     c = Counter(plates=1, texts=1, detected=1)
     if reading is not None:
-        from agent.tracker import edit_distance
+        from agent.pipeline.tracker import edit_distance
 
         c["exact"] += reading.vrm == text
         c["within1"] += edit_distance(reading.vrm, text) <= 1
@@ -189,7 +189,7 @@ def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> C
 
 
 def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> Counter:
-    from agent.tracker import edit_distance
+    from agent.pipeline.tracker import edit_distance
 
     c = Counter()
     if it.kind == "detect":

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.local_broker import Mosquitto
 from sim.fleet import FleetSettings, run_fleet, sent_ids, write_register
+from sim.local_broker import Mosquitto
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -47,7 +47,7 @@ def _central(broker: str, out: Path, keys: Path, name: str, db: str | None, log:
 def stored_reads(out: Path, db: str | None) -> list[tuple[str, str, float]]:
     """(read_id, captured_at, received_at) of every stored read."""
     if db:
-        from agent.central_pg import stored_rows
+        from sim.central_pg import stored_rows
 
         return stored_rows(db)
     con = sqlite3.connect(f"file:{out / 'reads.sqlite'}?mode=ro", uri=True, timeout=30)
@@ -61,11 +61,31 @@ def bench_fleet(cameras: int = 1000, rate: float = 0.1, seconds: float = 120.0, 
                 kill_one: bool = False, churn: float = 0.05, processes: int = 2, db: str | None = None,
                 out: Path = Path("bench-fleet-out")) -> dict:
     out.mkdir(parents=True, exist_ok=True)
+    local_pg = None
+    if db == "local":  # a throw-away PostgreSQL server for this run
+        import tempfile
+
+        from sim.local_postgres import Postgres
+
+        local_pg = Postgres(Path(tempfile.mkdtemp(prefix="anpr-bench-pg-"))).start()
+        db = local_pg.url
+    try:
+        return _bench(cameras, rate, seconds, centrals, kill_one, churn, processes, db, out)
+    finally:
+        if local_pg is not None:
+            local_pg.stop()
+            import shutil
+
+            shutil.rmtree(local_pg.folder, ignore_errors=True)
+
+
+def _bench(cameras: int, rate: float, seconds: float, centrals: int, kill_one: bool, churn: float, processes: int,
+           db: str | None, out: Path) -> dict:
     store = out / "central"
     for p in (store / "reads.sqlite", store / "reads.sqlite-wal", store / "reads.sqlite-shm"):
         p.unlink(missing_ok=True)
     if db:
-        from agent.central_pg import reset
+        from sim.central_pg import reset
 
         reset(db)
     broker = Mosquitto(out / "broker").start()
@@ -123,7 +143,8 @@ def bench_fleet(cameras: int = 1000, rate: float = 0.1, seconds: float = 120.0, 
         "cameras": cameras, "rate_per_camera": rate, "seconds": seconds, "centrals": centrals,
         "central_killed": bool(killed), "db": "postgresql" if db else "sqlite",
         "reads_sent": counts["made"], "reads_acked_by_broker": counts["acked"], "unacked_at_end": counts["unacked"],
-        "camera_drops": counts["drops"], "reads_stored": len(have), "lost": len(sent - have),
+        "camera_drops": counts["drops"], "bytes_per_read": counts["bytes_per_read"], "reads_stored": len(have),
+        "lost": len(sent - have),
         "duplicates_stored": len(ids) - len(have),
         "reads_per_s_sustained": round(len(have) / span, 1) if span else None,
         "publish_to_stored_ms": {"p50": round(float(np.percentile(lat, 50)), 1),

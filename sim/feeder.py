@@ -3,7 +3,7 @@ outbox, and lets the uplink deliver them. Used by the failure tests (kill -9, br
 and the uplink benchmark. Read k always gets the same read_id, so a restarted feeder carries on
 where it stopped without inventing new reads.
 
-    python -m agent.feeder --state DIR --count 1000 --broker mqtts://127.0.0.1:8883 --sign-key KEY ...
+    python -m sim.feeder --state DIR --count 1000 --broker mqtts://127.0.0.1:8883 --sign-key KEY ...
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from agent.mqtt_common import BrokerSettings
-from agent.outbox import Outbox, OutboxError
 from agent.signing import load_private
-from agent.synthetic import ReadFactory
-from agent.uplink import Uplink
+from agent.uplink.client import Uplink
+from agent.uplink.mqtt import BrokerSettings
+from agent.uplink.outbox import Outbox, OutboxError
+from sim.synthetic import ReadFactory
 
 
 def main(argv: list[str] | None = None) -> int:

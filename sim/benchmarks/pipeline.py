@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from agent.config import from_mapping
-from agent.local_broker import Mosquitto
 from agent.recognise.runtime import models_dir_or_shipped
+from sim.local_broker import Mosquitto
 
 
 def rss_mb() -> float:

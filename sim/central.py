@@ -14,12 +14,13 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import paho.mqtt.client as mqtt
 
-from agent.mqtt_common import BrokerSettings, connect_properties, make_client
 from agent.read_doc import Alert, Read
 from agent.signing import VerifyError, load_public, verify
+from agent.uplink.mqtt import BrokerSettings, connect_properties, make_client
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +106,46 @@ def load_register(path: Path) -> dict[str, object]:
 
 
 class Store:
-    """SQLite for read documents (images stripped) and files for the images."""
+    """Read documents (images stripped) in SQLite (the embedded default) and the images as files.
+    The SQL is named in STATEMENTS so that sim.central_pg.PgStore runs the same logic on PostgreSQL."""
+
+    STATEMENTS: ClassVar[dict[str, str]] = {
+        "insert_read": "INSERT OR IGNORE INTO reads VALUES (?,?,?,?,?,?,?,?,?)",
+        "get_doc": "SELECT doc FROM reads WHERE read_id = ?",
+        "add_conflict": "INSERT INTO conflicts VALUES (?,?,?)",
+        "update_doc": "UPDATE reads SET doc = ? WHERE read_id = ?",
+        "insert_alert": "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?)",
+        "alerts": "SELECT alert_id, read_id, vrm, raised_at, received_at, priority FROM alerts ORDER BY received_at",
+        "count": "SELECT COUNT(*) FROM reads",
+        "conflicts": "SELECT read_id FROM conflicts ORDER BY received_at",
+        "read_ids": "SELECT read_id FROM reads ORDER BY read_id",
+        "rows": "SELECT read_id, captured_at, received_at FROM reads",
+    }
 
     def __init__(self, out: Path) -> None:
         self.out = out
         (out / "images").mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(out / "reads.sqlite", check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._audit_seq: dict[Path, int] = {}
+        self._connect()
+
+    def _connect(self) -> None:
+        self._db = sqlite3.connect(self.out / "reads.sqlite", check_same_thread=False, isolation_level=None,
+                                   timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def _run(self, name: str, args: tuple = ()) -> int:
+        """Run a named statement; rows changed."""
+        with self._lock:
+            return self._db.execute(self.STATEMENTS[name], args).rowcount
+
+    def _rows(self, name: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(self.STATEMENTS[name], args).fetchall()]
+
+    def close(self) -> None:
+        self._db.close()
 
     def add(self, read, raw: dict) -> str:
         """Store a verified read: "stored", "duplicate" (the same document again) or "conflict" (the
@@ -123,30 +154,24 @@ class Store:
         for f, _ in IMAGE_FILES:  # images go to files; a shed one keeps its empty jpeg_b64
             doc[f] = {k: v for k, v in doc[f].items() if k != "jpeg_b64" or not v}
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO reads VALUES (?,?,?,?,?,?,?,?,?)",
-                (read.read_id, read.site_id, read.camera_id, raw["captured_at"], time.time(), read.vrm,
-                 read.confidence, read.format, text))
-            if not cur.rowcount:
-                (first,) = self._db.execute("SELECT doc FROM reads WHERE read_id = ?", (read.read_id,)).fetchone()
-                old = json.loads(first)
-                if _without_image_bytes(old) != _without_image_bytes(doc):
-                    self._db.execute("INSERT INTO conflicts VALUES (?,?,?)", (read.read_id, time.time(), text))
-                    return "conflict"
-                # the same read again (a re-send after the unit deleted its images counts as the same);
-                # images that the first copy lacked are kept now
-                missing = [f for f, _ in IMAGE_FILES if "jpeg_b64" in old[f] and getattr(read, f).jpeg_b64]
-                if not missing:
-                    return "duplicate"
-                for f in missing:
-                    old[f].pop("jpeg_b64")
-                self._db.execute("UPDATE reads SET doc = ? WHERE read_id = ?",
-                                 (json.dumps(old, separators=(",", ":"), sort_keys=True), read.read_id))
-                self._write_images(read, missing)
-                return "duplicate"
-        self._write_images(read, [f for f, _ in IMAGE_FILES])
-        return "stored"
+        if self._run("insert_read", (read.read_id, read.site_id, read.camera_id, raw["captured_at"], time.time(),
+                                     read.vrm, read.confidence, read.format, text)):
+            self._write_images(read, [f for f, _ in IMAGE_FILES])
+            return "stored"
+        (first,) = self._rows("get_doc", (read.read_id,))[0]
+        old = first if isinstance(first, dict) else json.loads(first)
+        if _without_image_bytes(old) != _without_image_bytes(doc):
+            self._run("add_conflict", (read.read_id, time.time(), text))
+            return "conflict"
+        # the same read again (a re-send after the unit deleted its images counts as the same);
+        # images that the first copy lacked are kept now
+        missing = [f for f, _ in IMAGE_FILES if "jpeg_b64" in old[f] and getattr(read, f).jpeg_b64]
+        if missing:
+            for f in missing:
+                old[f].pop("jpeg_b64")
+            self._run("update_doc", (json.dumps(old, separators=(",", ":"), sort_keys=True), read.read_id))
+            self._write_images(read, missing)
+        return "duplicate"
 
     def _write_images(self, read, fields: list[str]) -> None:
         for f, suffix in IMAGE_FILES:
@@ -159,18 +184,13 @@ class Store:
     def add_alert(self, alert, raw: dict) -> bool:
         """Store a verified alert (with its images inline); False when it was already here."""
         text = json.dumps(raw, separators=(",", ":"), sort_keys=True)
-        with self._lock:
-            cur = self._db.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?)",
-                                   (alert.alert_id, alert.read_id, alert.site_id, alert.camera_id, raw["raised_at"],
-                                    time.time(), alert.vrm, min(m.priority for m in alert.matches), text))
-        return bool(cur.rowcount)
+        return bool(self._run("insert_alert", (alert.alert_id, alert.read_id, alert.site_id, alert.camera_id,
+                                               raw["raised_at"], time.time(), alert.vrm,
+                                               min(m.priority for m in alert.matches), text)))
 
     def alerts(self) -> list[dict]:
-        with self._lock:
-            rows = self._db.execute("SELECT alert_id, read_id, vrm, raised_at, received_at, priority FROM alerts "
-                                    "ORDER BY received_at").fetchall()
         return [dict(zip(("alert_id", "read_id", "vrm", "raised_at", "received_at", "priority"), r, strict=True))
-                for r in rows]
+                for r in self._rows("alerts")]
 
     def add_audit(self, site: str, camera: str, payload: bytes) -> int:
         """Append a unit's shipped audit lines to audit/{site}.{camera}.jsonl (`anpr-edge audit verify`
@@ -202,16 +222,27 @@ class Store:
         return len(new)
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
+        return int(self._rows("count")[0][0])
 
     def conflicts(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT read_id FROM conflicts ORDER BY received_at")]
+        return [r[0] for r in self._rows("conflicts")]
 
     def read_ids(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT read_id FROM reads ORDER BY read_id")]
+        return [r[0] for r in self._rows("read_ids")]
+
+    def stored_rows(self) -> list[tuple[str, str, float]]:
+        """(read_id, captured_at as ISO text, received_at Unix seconds) of every read."""
+        return [(r[0], r[1] if isinstance(r[1], str) else r[1].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                 float(r[2])) for r in self._rows("rows")]
+
+
+def open_store(out: Path, db: str | None = None) -> Store:
+    """SQLite in `out` (db None), or PostgreSQL (db a postgresql:// URL; images still in out/images)."""
+    if db is None:
+        return Store(out)
+    from sim.central_pg import PgStore
+
+    return PgStore(out, db)
 
 
 def _without_image_bytes(doc: dict) -> dict:
@@ -254,10 +285,10 @@ def export_read(out: Path, read_id: str) -> bytes:
 
 class Central:
     def __init__(self, broker: BrokerSettings, out: Path, group: str = "central", keys: Path | None = None,
-                 require_signature: bool = True) -> None:
+                 require_signature: bool = True, db: str | None = None) -> None:
         self.broker = broker
         self.group = group
-        self.store = Store(out)
+        self.store = open_store(out, db)
         self.keys = KeyRegistry(keys)
         self.require_signature = require_signature
         self.counts: Counter = Counter()

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.central import Central
 from agent.config import from_mapping
-from agent.evaluate import overlap
-from agent.mqtt_common import BrokerSettings
 from agent.recognise.runtime import models_dir_or_shipped
 from agent.signing import public_pem
+from agent.uplink.mqtt import BrokerSettings
+from sim.central import Central
+from sim.evaluate import overlap
 from sim.scene import PRESETS, Conditions
 
 DAY_TO_NIGHT = ("day", "overcast", "dusk", "night")
@@ -102,7 +102,7 @@ class Tally:
 def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int = 1, broker_url: str | None = None,
              live: bool = True, headless: bool = False, models: Path | None = None,
              rate_per_hour: float = 1500.0, max_seconds: float | None = None, hotlist_share: float = 0.0) -> dict:
-    from agent.local_broker import Mosquitto
+    from sim.local_broker import Mosquitto
 
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("central", "state/outbox.sqlite", "state/outbox.sqlite-wal", "state/outbox.sqlite-shm",

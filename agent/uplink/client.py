@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-from agent.mqtt_common import BrokerSettings, connect_properties, make_client
-from agent.outbox import Outbox
+from agent.uplink.mqtt import BrokerSettings, connect_properties, make_client
+from agent.uplink.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

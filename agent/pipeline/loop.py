@@ -20,14 +20,14 @@ import numpy as np
 
 from agent.clock import Clock
 from agent.config import DEFAULT_MIN_CONFIDENCE
-from agent.evidence import overview, plate_patch
-from agent.exposure import ExposureController, ExposureLimits, ExposureState
-from agent.outbox import Outbox, OutboxError
+from agent.pipeline.evidence import overview, plate_patch
+from agent.pipeline.exposure import ExposureController, ExposureLimits, ExposureState
+from agent.pipeline.tracker import Observation, Tracker, TrackResult
 from agent.read_doc import Alert, HotlistMatch, Image, Location, Models, Read, uuid7
 from agent.read_doc import Clock as ClockDoc
 from agent.recognise.recogniser import PlateRead, Recogniser
 from agent.signing import sign
-from agent.tracker import Observation, Tracker, TrackResult
+from agent.uplink.outbox import Outbox, OutboxError
 from hal.camera import Camera, Frame
 
 log = logging.getLogger(__name__)

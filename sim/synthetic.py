@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.evidence import overview, plate_patch
+from agent.pipeline.evidence import overview, plate_patch
 from agent.read_doc import Clock, Image, Models, Read, uuid7
 from agent.signing import sign
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 
 from agent.config import DEFAULT_MIN_CONFIDENCE
+from agent.pipeline.tracker import edit_distance
 from agent.recognise.detector import overlap
 from agent.recognise.recogniser import PlateRead, Recogniser
-from agent.tracker import edit_distance
 
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 

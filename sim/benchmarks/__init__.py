@@ -1,0 +1,1 @@
+"""Benchmarks behind `anpr-edge bench ...`: each prints measured figures (no timed tests)."""
