@@ -119,7 +119,7 @@ class Store:
         "count": "SELECT COUNT(*) FROM reads",
         "conflicts": "SELECT read_id FROM conflicts ORDER BY received_at",
         "read_ids": "SELECT read_id FROM reads ORDER BY read_id",
-        "rows": "SELECT read_id, captured_at, received_at FROM reads",
+        "rows": "SELECT read_id, captured_at, received_at, site_id, camera_id FROM reads",
     }
 
     def __init__(self, out: Path) -> None:
@@ -230,10 +230,10 @@ class Store:
     def read_ids(self) -> list[str]:
         return [r[0] for r in self._rows("read_ids")]
 
-    def stored_rows(self) -> list[tuple[str, str, float]]:
-        """(read_id, captured_at as ISO text, received_at Unix seconds) of every read."""
+    def stored_rows(self) -> list[tuple[str, str, float, str]]:
+        """(read_id, captured_at as ISO text, received_at Unix seconds, site.camera) of every read."""
         return [(r[0], r[1] if isinstance(r[1], str) else r[1].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                 float(r[2])) for r in self._rows("rows")]
+                 float(r[2]), f"{r[3]}.{r[4]}") for r in self._rows("rows")]
 
 
 def open_store(out: Path, db: str | None = None) -> Store:

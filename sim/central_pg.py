@@ -56,7 +56,7 @@ class PgStore(Store):
         "count": "SELECT COUNT(*) FROM reads",
         "conflicts": "SELECT read_id FROM conflicts ORDER BY received_at",
         "read_ids": "SELECT read_id FROM reads ORDER BY read_id",
-        "rows": "SELECT read_id, captured_at, received_at FROM reads",
+        "rows": "SELECT read_id, captured_at, received_at, site_id, camera_id FROM reads",
     }
 
     def __init__(self, out: Path, db: str) -> None:
@@ -80,13 +80,15 @@ class PgStore(Store):
         self._pool.close()
 
 
-def stored_rows(db: str) -> list[tuple[str, str, float]]:
-    """For the fleet benchmark: every stored read's (read_id, captured_at, received_at)."""
-    import psycopg
-
-    with psycopg.connect(db) as conn:
-        return [(r[0], r[1].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", float(r[2]))
-                for r in conn.execute("SELECT read_id, captured_at, received_at FROM reads")]
+def stored_rows(db: str) -> list[tuple[str, str, float, str]]:
+    """For the fleet benchmark: every stored read's (read_id, captured_at, received_at, site.camera)."""
+    store = PgStore.__new__(PgStore)
+    store.db = db
+    store._pool = _pool(db, 1)
+    try:
+        return store.stored_rows()
+    finally:
+        store.close()
 
 
 def reset(db: str) -> None:

@@ -197,7 +197,7 @@ def _drive(index: int, ids: list[int], settings: FleetSettings, keys: list[bytes
     sent = [rid for c in cams for rid in c.sent]
     (settings.out / f"sent-{index}.txt").write_text("\n".join(sent) + ("\n" if sent else ""))
     return {"worker": index, "cameras": len(cams), "made": sum(c.made for c in cams), "acked": len(sent),
-            "bytes": sum(c.bytes for c in cams),
+            "bytes": sum(c.bytes for c in cams), "dropped": [f"{c.site}.{c.camera}" for c in cams if c.drops],
             "unacked": sum(len(c.pending) for c in cams), "drops": sum(c.drops for c in cams)}
 
 
@@ -262,7 +262,7 @@ def run_fleet(settings: FleetSettings, raws: list[bytes] | None = None) -> dict:
         raise RuntimeError(f"fleet worker {failed[0]['worker']} failed: {failed[0]['error']}\n{failed[0]['trace']}")
     return {"cameras": settings.cameras, "made": sum(r["made"] for r in results),
             "acked": sum(r["acked"] for r in results), "unacked": sum(r["unacked"] for r in results),
-            "drops": sum(r["drops"] for r in results),
+            "drops": sum(r["drops"] for r in results), "dropped": sorted(x for r in results for x in r["dropped"]),
             "bytes_per_read": round(sum(r["bytes"] for r in results) / max(1, sum(r["made"] for r in results)))}
 
 
