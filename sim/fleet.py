@@ -7,8 +7,10 @@ with real-size evidence images at Poisson rate R. The images come from a small p
 the simulator, so the generator itself is cheap: one read costs a copy, a new id and time, and a
 signature. A share of the cameras drops at random (an abrupt close: the broker publishes the Will),
 keeps reading while offline and rejoins after a few seconds, publishing its backlog on the resumed
-session. Clients run in worker processes, each driving its sockets from one selector loop (paho's
-external-loop callbacks), not a thread per camera.
+session. As a unit does, each camera keeps a read until the central's receipt and publishes it again
+when none comes (the broker may hold it for a central instance that died). Clients run in worker
+processes, each driving its sockets from one selector loop (paho's external-loop callbacks), not a
+thread per camera.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from agent.signing import new_key, sign
 from agent.uplink.mqtt import BrokerSettings, connect_properties, make_client
 
 HEALTH_S = 30.0
+RECEIPT_S = 5.0  # a read with its PUBACK but no receipt this long is published again (doubling)
+RECEIPT_MAX_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class FleetSettings:
     processes: int = 2
     seed: int = 1
     out: Path = Path("fleet-out")  # key register and the ids each worker sent
-    drain_s: float = 60.0  # after `seconds`: how long to wait for outstanding PUBACKs
+    drain_s: float = 90.0  # after `seconds`: how long to wait for outstanding PUBACKs and receipts
 
 
 def camera_name(i: int) -> tuple[str, str]:
@@ -71,6 +75,7 @@ class _Camera:
         self.client.max_queued_messages_set(0)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
         self.client.on_disconnect = lambda *a: setattr(self, "connected", False)
         self.broker = broker
         self.connected = False
@@ -80,7 +85,11 @@ class _Camera:
                         if rng.random() < settings.churn else None)
         self.back_at: float | None = None
         self.pending: dict[int, str] = {}  # mid -> read_id
-        self.sent: list[str] = []  # read ids acknowledged by the broker
+        self.sent: list[str] = []  # read ids acknowledged by the broker (once each)
+        # as a unit's outbox does: each read kept until the central's receipt, published again when none
+        # came RECEIPT_S after its PUBACK (doubling)
+        self.unconfirmed: dict[str, list] = {}  # read_id -> [payload, due (monotonic) or None, attempts]
+        self.resent = 0
         self.made = 0
         self.bytes = 0
         self.drops = 0
@@ -93,12 +102,35 @@ class _Camera:
         if reason_code.is_failure:
             return
         self.connected = True
+        client.subscribe(f"{self.prefix}/receipt", qos=1)
         client.publish(f"{self.prefix}/status", json.dumps({"state": "online"}), qos=1, retain=True)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         rid = self.pending.pop(mid, None)
-        if rid is not None:
-            self.sent.append(rid)
+        if rid is None:
+            return
+        item = self.unconfirmed.get(rid)
+        if item is not None:
+            if item[2] == 0:
+                self.sent.append(rid)
+            item[1] = time.monotonic() + min(RECEIPT_MAX_S, RECEIPT_S * 2 ** item[2])
+            item[2] += 1
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            ids = json.loads(msg.payload)["read_ids"]
+        except (ValueError, KeyError, TypeError):
+            return
+        for rid in ids if isinstance(ids, list) else []:
+            self.unconfirmed.pop(rid, None)
+
+    def resend_due(self, now: float) -> None:
+        for rid, item in self.unconfirmed.items():
+            if item[1] is not None and item[1] <= now:
+                item[1] = None
+                info = self.client.publish(f"{self.prefix}/read", item[0], qos=1)
+                self.pending[info.mid] = rid
+                self.resent += 1
 
     def publish_read(self, tpl: Read) -> None:
         ms = int(time.time() * 1000)
@@ -108,6 +140,7 @@ class _Camera:
         payload = r.to_json_bytes()
         info = self.client.publish(f"{self.prefix}/read", payload, qos=1)
         self.pending[info.mid] = r.read_id  # queued by paho while offline; sent on the resumed session
+        self.unconfirmed[r.read_id] = [payload, None, 0]
         self.made += 1
         self.bytes += len(payload)
 
@@ -151,7 +184,7 @@ def _drive(index: int, ids: list[int], settings: FleetSettings, keys: list[bytes
     while True:
         now = time.monotonic()
         producing = now < t_end
-        if not producing and (all(not c.pending for c in cams) or now > drain_end):
+        if not producing and (all(not c.unconfirmed for c in cams) or now > drain_end):
             break
         for key, ev in sel.select(0.02):
             c = key.data
@@ -185,6 +218,8 @@ def _drive(index: int, ids: list[int], settings: FleetSettings, keys: list[bytes
         if now >= next_misc:
             next_misc = now + 0.5
             for c in cams:
+                if c.connected:
+                    c.resend_due(now)
                 rc = c.client.loop_misc()
                 if rc == mqtt.MQTT_ERR_NO_CONN and c.back_at is None and c.drop_at is None:
                     # the connection broke (broker closed it, or our abrupt drop): reconnect
@@ -198,7 +233,8 @@ def _drive(index: int, ids: list[int], settings: FleetSettings, keys: list[bytes
     (settings.out / f"sent-{index}.txt").write_text("\n".join(sent) + ("\n" if sent else ""))
     return {"worker": index, "cameras": len(cams), "made": sum(c.made for c in cams), "acked": len(sent),
             "bytes": sum(c.bytes for c in cams), "dropped": [f"{c.site}.{c.camera}" for c in cams if c.drops],
-            "unacked": sum(len(c.pending) for c in cams), "drops": sum(c.drops for c in cams)}
+            "unacked": sum(len(c.pending) for c in cams), "drops": sum(c.drops for c in cams),
+            "unconfirmed": sum(len(c.unconfirmed) for c in cams), "resent": sum(c.resent for c in cams)}
 
 
 def _watch(sel: selectors.BaseSelector, sock, events: int, cam: _Camera) -> None:
@@ -262,6 +298,7 @@ def run_fleet(settings: FleetSettings, raws: list[bytes] | None = None) -> dict:
         raise RuntimeError(f"fleet worker {failed[0]['worker']} failed: {failed[0]['error']}\n{failed[0]['trace']}")
     return {"cameras": settings.cameras, "made": sum(r["made"] for r in results),
             "acked": sum(r["acked"] for r in results), "unacked": sum(r["unacked"] for r in results),
+            "unconfirmed": sum(r["unconfirmed"] for r in results), "resent": sum(r["resent"] for r in results),
             "drops": sum(r["drops"] for r in results), "dropped": sorted(x for r in results for x in r["dropped"]),
             "bytes_per_read": round(sum(r["bytes"] for r in results) / max(1, sum(r["made"] for r in results)))}
 

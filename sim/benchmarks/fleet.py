@@ -148,6 +148,7 @@ def _bench(cameras: int, rate: float, seconds: float, centrals: int, kill_one: b
         "cameras": cameras, "rate_per_camera": rate, "seconds": seconds, "centrals": centrals,
         "central_killed": bool(killed), "db": "postgresql" if db else "sqlite",
         "reads_sent": counts["made"], "reads_acked_by_broker": counts["acked"], "unacked_at_end": counts["unacked"],
+        "without_receipt_at_end": counts["unconfirmed"], "published_again": counts["resent"],
         "camera_drops": counts["drops"], "bytes_per_read": counts["bytes_per_read"], "reads_stored": len(have),
         "lost": len(sent - have),
         "duplicates_stored": len(ids) - len(have),
