@@ -412,6 +412,9 @@ def central_cmd(
     = False,
     db: Annotated[str | None, typer.Option(help="postgresql://user@host:port/db (default: SQLite in --out).")]
     = None,
+    session_expiry: Annotated[int, typer.Option(min=1, help="Seconds the broker keeps this instance's session "
+                                                "after it goes (its share of reads waits that long for it).")]
+    = 300,
 ) -> None:
     """Reference central subscriber: validate, verify, de-duplicate, store; prints counts as it goes."""
     import logging
@@ -426,7 +429,7 @@ def central_cmd(
                        ca_file=ca,
                        cert_file=cert, key_file=key)
     try:
-        c = Central(s, out, group, keys, require_signature=not allow_unsigned, db=db)
+        c = Central(s, out, group, keys, require_signature=not allow_unsigned, db=db, session_expiry_s=session_expiry)
         c.start()
     except (OSError, ValueError, ConnectionError, RuntimeError) as e:
         typer.echo(f"error: cannot subscribe at {broker}: {e}", err=True)

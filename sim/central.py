@@ -285,8 +285,13 @@ def export_read(out: Path, read_id: str) -> bytes:
 
 class Central:
     def __init__(self, broker: BrokerSettings, out: Path, group: str = "central", keys: Path | None = None,
-                 require_signature: bool = True, db: str | None = None) -> None:
+                 require_signature: bool = True, db: str | None = None, session_expiry_s: int = 300) -> None:
         self.broker = broker
+        # How long the broker keeps this instance's session (and its share of the group's reads) after it
+        # goes: long enough for systemd to restart it and resume; short enough that an instance removed for
+        # good stops taking a share (the broker then drops what it queued, and the cameras' receipt
+        # timeouts publish those reads again, to the instances that are up).
+        self.session_expiry_s = session_expiry_s
         self.group = group
         self.store = open_store(out, db)
         self.keys = KeyRegistry(keys)
@@ -316,7 +321,7 @@ class Central:
         host, port = self.broker.host_port
         if self.broker.mqtt_version == "5":
             self._client.connect(host, port, self.broker.keepalive_s, clean_start=False,
-                                 properties=connect_properties(self.broker))
+                                 properties=connect_properties(self.broker, self.session_expiry_s))
         else:
             self._client.connect(host, port, self.broker.keepalive_s)
         self._client.reconnect_delay_set(min(0.2, reconnect_max_s), reconnect_max_s)

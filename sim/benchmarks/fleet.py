@@ -19,6 +19,7 @@ from sim.fleet import FleetSettings, run_fleet, sent_ids, write_register
 from sim.local_broker import Mosquitto
 
 TICK = os.sysconf("SC_CLK_TCK")
+CENTRAL_SESSION_S = 20  # a killed central's share stops within this; the cameras re-send what it held
 
 
 def proc_usage(pid: int) -> tuple[float, int]:
@@ -35,7 +36,7 @@ def proc_usage(pid: int) -> tuple[float, int]:
 
 def _central(broker: str, out: Path, keys: Path, name: str, db: str | None, log: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "agent.cli", "central", "--broker", broker, "--out", str(out), "--group", "fleet",
-            "--keys", str(keys), "--instance", name]
+            "--keys", str(keys), "--instance", name, "--session-expiry", str(CENTRAL_SESSION_S)]
     if db:
         args += ["--db", db]
     with log.open("wb") as f:
