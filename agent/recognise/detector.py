@@ -98,24 +98,30 @@ def overlap(a, b) -> float:
 
 
 class PlateDetector:
-    def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False) -> None:
-        if model.input_shape[1:3] != (DET_H, DET_W):
-            raise ValueError(f"detector model input {model.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
+    def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False,
+                 finder: Model | None = None) -> None:
+        """`finder`: a second detector for the first, whole-frame pass only (one trained on real photographs
+        finds plates the simulator never showed); `model` then makes the closer looks, which set the
+        outline the reader reads along."""
+        for m in (model, finder):
+            if m is not None and m.input_shape[1:3] != (DET_H, DET_W):
+                raise ValueError(f"detector model input {m.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
         self.model = model
+        self.finder = finder
         self.threshold = threshold
         self.min_cells = min_cells
         self.tile = tile
 
-    def probability_map(self, img: np.ndarray) -> tuple[np.ndarray, float]:
+    def probability_map(self, img: np.ndarray, model: Model | None = None) -> tuple[np.ndarray, float]:
         x, s = detector_input(img)
-        return self.model.run(x)[..., 0], s
+        return (model or self.model).run(x)[..., 0], s
 
     def detect(self, img: np.ndarray) -> list[Detection]:
         grey = to_grey(img)
         h, w = grey.shape
         found: list[Detection] = []
         for x0, y0, x1, y1 in windows(w, h, self.tile):
-            prob, s = self.probability_map(grey[y0:y1, x0:x1])
+            prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
             found.extend(self._components(prob, s, x0, y0))
         return self._suppress(found)
 

@@ -94,7 +94,9 @@ class Recogniser:
         self.views = views
         d = models_dir_or_shipped(models_dir)
         self.models_dir = d
-        self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile)
+        finder = d / "finder.tflite"  # optional: a detector for the whole-frame pass (PlateDetector)
+        self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile,
+                                      finder=Model(finder, threads) if finder.is_file() else None)
         self.reader = Model(d / "reader.tflite", threads)
         # optional: a models folder from before the refiner reads along the detector's own outlines
         refiner = d / "outline.tflite"
@@ -110,6 +112,8 @@ class Recogniser:
         self.versions = {"detector": _version(d / "detector.tflite"), "reader": _version(d / "reader.tflite")}
         if self.outline is not None:
             self.versions["outline"] = _version(refiner)
+        if finder.is_file():
+            self.versions["detector"] += "+" + _version(finder)
 
     def read_detection(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
                        ) -> tuple[Reading | None, bool, Consensus]:
