@@ -33,8 +33,8 @@ from agent.signing import new_key, sign
 from agent.uplink.mqtt import BrokerSettings, connect_properties, make_client
 
 HEALTH_S = 30.0
-RECEIPT_S = 5.0  # a read with its PUBACK but no receipt this long is published again (doubling)
-RECEIPT_MAX_S = 20.0
+RECEIPT_S = 20.0  # a read with its PUBACK but no receipt this long is published again (doubling)
+RECEIPT_MAX_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
