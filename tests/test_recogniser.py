@@ -72,6 +72,34 @@ def test_unreadable_reader_metadata_is_a_clear_error(tmp_path, text):
         Recogniser(tmp_path, calibrated=False)
 
 
+def test_a_finder_takes_the_whole_frame_pass_with_its_own_threshold(tmp_path, small_set):
+    """finder.tflite (here a copy of the shipped detector) finds the plates in the whole frame; with a
+    threshold above every probability it finds none, so nothing is read: the finder is what looks."""
+    from agent.recognise.runtime import ModelError
+
+    for p in [*MODELS.glob("*.tflite"), *MODELS.glob("*.json")]:
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    (tmp_path / "finder.tflite").write_bytes((MODELS / "detector.tflite").read_bytes())
+    img = cv2.imread(str(small_set / _first_image(small_set)))
+    with_finder = Recogniser(tmp_path)
+    plain = Recogniser(MODELS).versions["detector"]  # detector-<hash>; the finder is the same file here
+    assert with_finder.versions["detector"] == f"{plain}+finder-{plain.split('-', 1)[1]}"
+    assert [r.vrm for r in with_finder.recognise(img)] == [r.vrm for r in Recogniser(MODELS).recognise(img)]
+    (tmp_path / "finder.json").write_text('{"threshold": 0.999}')
+    assert Recogniser(tmp_path).detector.detect(img) == []
+    (tmp_path / "finder.json").write_text('{"threshold": 2}')
+    with pytest.raises(ModelError, match=r"finder\.json"):
+        Recogniser(tmp_path)
+
+
+def _first_image(folder: Path) -> str:
+    for line in (folder / "labels.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        if item.get("plates"):
+            return item["file"]
+    raise AssertionError("no image with a plate in the small set")
+
+
 def test_accuracy_on_held_out_simulated_scenes(rec, small_set):
     res = evaluate(small_set / "labels.jsonl", rec)
     assert res["plates"] >= 40  # plates with characters >= 12 px (evaluate's default)

@@ -99,7 +99,7 @@ def overlap(a, b) -> float:
 
 class PlateDetector:
     def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False,
-                 finder: Model | None = None) -> None:
+                 finder: Model | None = None, finder_threshold: float | None = None) -> None:
         """`finder`: a second detector for the first, whole-frame pass only (one trained on real photographs
         finds plates the simulator never showed); `model` then makes the closer looks, which set the
         outline the reader reads along."""
@@ -108,6 +108,7 @@ class PlateDetector:
                 raise ValueError(f"detector model input {m.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
         self.model = model
         self.finder = finder
+        self.finder_threshold = finder_threshold  # a stricter cut for the finder: fewer junk regions to look at
         self.threshold = threshold
         self.min_cells = min_cells
         self.tile = tile
@@ -122,7 +123,7 @@ class PlateDetector:
         found: list[Detection] = []
         for x0, y0, x1, y1 in windows(w, h, self.tile):
             prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
-            found.extend(self._components(prob, s, x0, y0))
+            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None))
         return self._suppress(found)
 
     def outlines(self, grey: np.ndarray) -> list[Detection]:

@@ -96,7 +96,8 @@ class Recogniser:
         self.models_dir = d
         finder = d / "finder.tflite"  # optional: a detector for the whole-frame pass (PlateDetector)
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile,
-                                      finder=Model(finder, threads) if finder.is_file() else None)
+                                      finder=Model(finder, threads) if finder.is_file() else None,
+                                      finder_threshold=_finder_threshold(d / "finder.json"))
         self.reader = Model(d / "reader.tflite", threads)
         # optional: a models folder from before the refiner reads along the detector's own outlines
         refiner = d / "outline.tflite"
@@ -225,6 +226,21 @@ class Recogniser:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
         return reads
+
+
+def _finder_threshold(meta: Path) -> float | None:
+    """finder.json's "threshold" (the finder's probability cut), when there is one."""
+    if not meta.is_file():
+        return None
+    try:
+        t = json.loads(meta.read_text()).get("threshold")
+    except (OSError, ValueError, AttributeError) as e:
+        raise ModelError(f"{meta}: not readable JSON ({e})") from None
+    if t is None:
+        return None
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < 1:
+        raise ModelError(f"{meta}: threshold {t!r} is not between 0 and 1")
+    return float(t)
 
 
 def _reader_contrast(meta: Path) -> str:
