@@ -99,7 +99,8 @@ def overlap(a, b) -> float:
 
 class PlateDetector:
     def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False,
-                 finder: Model | None = None, finder_threshold: float | None = None) -> None:
+                 finder: Model | None = None, finder_threshold: float | None = None,
+                 finder_adds: bool = False) -> None:
         """`finder`: a second detector for the first, whole-frame pass only (one trained on real photographs
         finds plates the simulator never showed); `model` then makes the closer looks, which set the
         outline the reader reads along."""
@@ -109,6 +110,7 @@ class PlateDetector:
         self.model = model
         self.finder = finder
         self.finder_threshold = finder_threshold  # a stricter cut for the finder: fewer junk regions to look at
+        self.finder_adds = finder_adds  # the finder's regions join the detector's own whole-frame pass
         self.threshold = threshold
         self.min_cells = min_cells
         self.tile = tile
@@ -124,6 +126,9 @@ class PlateDetector:
         for x0, y0, x1, y1 in windows(w, h, self.tile):
             prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
             found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None))
+            if self.finder is not None and self.finder_adds:
+                prob, s = self.probability_map(grey[y0:y1, x0:x1])
+                found.extend(self._components(prob, s, x0, y0))
         return self._suppress(found)
 
     def outlines(self, grey: np.ndarray) -> list[Detection]:

@@ -97,7 +97,7 @@ class Recogniser:
         finder = d / "finder.tflite"  # optional: a detector for the whole-frame pass (PlateDetector)
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile,
                                       finder=Model(finder, threads) if finder.is_file() else None,
-                                      finder_threshold=_finder_threshold(d / "finder.json"))
+                                      **_finder_settings(d / "finder.json"))
         self.reader = Model(d / "reader.tflite", threads)
         # optional: a models folder from before the refiner reads along the detector's own outlines
         refiner = d / "outline.tflite"
@@ -228,19 +228,21 @@ class Recogniser:
         return reads
 
 
-def _finder_threshold(meta: Path) -> float | None:
-    """finder.json's "threshold" (the finder's probability cut), when there is one."""
+def _finder_settings(meta: Path) -> dict:
+    """finder.json: "threshold" (the finder's probability cut) and "adds" (true: its regions join the
+    detector's own whole-frame pass instead of replacing it)."""
     if not meta.is_file():
-        return None
+        return {}
     try:
-        t = json.loads(meta.read_text()).get("threshold")
+        doc = json.loads(meta.read_text())
+        t, adds = doc.get("threshold"), doc.get("adds", False)
     except (OSError, ValueError, AttributeError) as e:
         raise ModelError(f"{meta}: not readable JSON ({e})") from None
-    if t is None:
-        return None
-    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < 1:
+    if t is not None and (not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < 1):
         raise ModelError(f"{meta}: threshold {t!r} is not between 0 and 1")
-    return float(t)
+    if not isinstance(adds, bool):
+        raise ModelError(f"{meta}: adds {adds!r} is not true or false")
+    return {"finder_threshold": None if t is None else float(t), "finder_adds": adds}
 
 
 def _reader_contrast(meta: Path) -> str:
