@@ -22,7 +22,7 @@ from agent.recognise.consensus import (
     read_views,
 )
 from agent.recognise.decode import Reading, decode
-from agent.recognise.detector import Detection, PlateDetector
+from agent.recognise.detector import Detection, PlateDetector, overlap
 from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
@@ -202,7 +202,14 @@ class Recogniser:
         """Plates in the frame, each outlined by a second, closer look and then the outline refiner."""
         grey = to_grey(img)
         found = sorted(self.detector.detect(grey), key=lambda d: -d.score)[:MAX_PLATES]
-        return [self._refined(grey, self.detector.refine(grey, d)) for d in found]
+        out: list[Detection] = []
+        for d in found:
+            r = self._refined(grey, self.detector.refine(grey, d))
+            # two first-pass regions (the finder's and the detector's) can come out of the closer look as
+            # the same plate: keep it once, or the tracker sees two plates and splits the vehicle's track
+            if all(overlap(r.bbox, o.bbox) <= 0.5 for o in out):
+                out.append(r)
+        return out
 
     def _refined(self, grey: np.ndarray, d: Detection) -> Detection:
         return d if self.outline is None else self.outline.refine(grey, d)
