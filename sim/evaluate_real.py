@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.recognise.detector import Detection, iou, overlap
+from agent.recognise.detector import Detection, _iou, overlap
 from agent.recognise.recogniser import Recogniser
 
 DETECT_IOU = 0.5
@@ -198,7 +198,7 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
         used: set[int] = set()
         for p in it.plates:
             c["plates"] += 1
-            best = max(((i, iou(tuple(p["bbox"]), b)) for i, b in enumerate(boxes) if i not in used),
+            best = max(((i, _iou(tuple(p["bbox"]), b)) for i, b in enumerate(boxes) if i not in used),
                        key=lambda x: x[1], default=(None, 0.0))
             if best[0] is not None and best[1] >= DETECT_IOU:
                 used.add(best[0])
@@ -213,7 +213,7 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
         c["plates"] += 1
         c["texts"] += 1
         near = [i for i, r in enumerate(reads) if i not in matched and overlap(p["bbox"], r.bbox) > 0.3]
-        if any(iou(tuple(p["bbox"]), reads[i].bbox) >= DETECT_IOU for i in near):
+        if any(_iou(tuple(p["bbox"]), reads[i].bbox) >= DETECT_IOU for i in near):
             c["detected"] += 1
         if not near:
             continue

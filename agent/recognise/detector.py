@@ -77,7 +77,7 @@ def windows(width: int, height: int, tile: bool = False) -> list[tuple[int, int,
     return out
 
 
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
     ih = max(0, min(ay1, by1) - max(a[1], b[1]))
@@ -154,12 +154,12 @@ class PlateDetector:
         looked at with the piece CONTEXT_WIDTH detector pixels wide, then outlined closer."""
         c = d.quad.mean(axis=0)
         closer = [e for e in self._look(grey, c, _closer_width(d))
-                  if overlap(e.bbox, d.bbox) > 0.5 and iou(e.bbox, d.bbox) < 0.7]
+                  if overlap(e.bbox, d.bbox) > 0.5 and _iou(e.bbox, d.bbox) < 0.7]
         wider = [e for e in self._look(grey, c, DET_W * max(d.size) / CONTEXT_WIDTH)
                  if overlap(e.bbox, d.bbox) > 0.5 and e.size[0] > 1.3 * d.size[0]]
         if wider:
             whole = self.refine(grey, max(wider, key=lambda e: e.score))
-            if all(iou(whole.bbox, e.bbox) < 0.7 for e in closer):
+            if all(_iou(whole.bbox, e.bbox) < 0.7 for e in closer):
                 closer.append(whole)
         return closer
 
@@ -243,6 +243,6 @@ class PlateDetector:
     def _suppress(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
         keep: list[Detection] = []
         for d in sorted(dets, key=lambda d: -d.score):
-            if all(iou(d.bbox, k.bbox) < iou for k in keep):
+            if all(_iou(d.bbox, k.bbox) < iou for k in keep):
                 keep.append(d)
         return keep

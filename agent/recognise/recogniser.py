@@ -22,7 +22,7 @@ from agent.recognise.consensus import (
     read_views,
 )
 from agent.recognise.decode import Reading, decode
-from agent.recognise.detector import Detection, PlateDetector, iou
+from agent.recognise.detector import Detection, PlateDetector, _iou
 from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
@@ -207,7 +207,7 @@ class Recogniser:
             r = self._refined(grey, self.detector.refine(grey, d))
             # two first-pass regions (the finder's and the detector's) can come out of the closer look as
             # the same plate: keep it once, or the tracker sees two plates and splits the vehicle's track
-            if all(iou(r.bbox, o.bbox) <= 0.5 for o in out):
+            if all(_iou(r.bbox, o.bbox) <= 0.5 for o in out):
                 out.append(r)
         return out
 
