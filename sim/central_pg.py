@@ -80,17 +80,6 @@ class PgStore(Store):
         self._pool.close()
 
 
-def stored_rows(db: str) -> list[tuple[str, str, float, str]]:
-    """For the fleet benchmark: every stored read's (read_id, captured_at, received_at, site.camera)."""
-    store = PgStore.__new__(PgStore)
-    store.db = db
-    store._pool = _pool(db, 1)
-    try:
-        return store.stored_rows()
-    finally:
-        store.close()
-
-
 def reset(db: str) -> None:
     """Empty the tables (benchmark runs start from nothing); the schema stays."""
     import psycopg

@@ -45,13 +45,9 @@ def _central(broker: str, out: Path, keys: Path, name: str, db: str | None, log:
 
 def stored_reads(out: Path, db: str | None) -> list[tuple[str, str, float, str]]:
     """(read_id, captured_at, received_at, site.camera) of every stored read."""
-    if db:
-        from sim.central_pg import stored_rows
+    from sim.central import open_store
 
-        return stored_rows(db)
-    from sim.central import Store
-
-    store = Store(out)
+    store = open_store(out, db)
     try:
         return store.stored_rows()
     finally:
