@@ -22,7 +22,7 @@ from agent.recognise.consensus import (
     read_views,
 )
 from agent.recognise.decode import Reading, decode
-from agent.recognise.detector import Detection, PlateDetector, _iou
+from agent.recognise.detector import Detection, PlateDetector, overlap
 from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
@@ -36,6 +36,7 @@ SECOND_LOOK_BELOW = 0.7
 AMBIGUOUS_ASPECT = (1.6, 3.2)
 MAX_PLATES = 8  # plates read per image, likeliest first: more are clutter a detector took for plates
 MAX_SECOND_LOOKS = 2  # per image, for the likeliest plates that read badly
+SAME_PLATE_OVERLAP = 0.5  # two outlines sharing more than this of the smaller one are one plate
 
 RecogniserError = ModelError
 
@@ -206,8 +207,9 @@ class Recogniser:
         for d in found:
             r = self._refined(grey, self.detector.refine(grey, d))
             # two first-pass regions (the finder's and the detector's) can come out of the closer look as
-            # the same plate: keep it once, or the tracker sees two plates and splits the vehicle's track
-            if all(_iou(r.bbox, o.bbox) <= 0.5 for o in out):
+            # the same plate, one outline looser than the other: keep it once (plates never overlap each
+            # other by half), or the tracker sees two plates and splits the vehicle's track
+            if all(overlap(r.bbox, o.bbox) <= SAME_PLATE_OVERLAP for o in out):
                 out.append(r)
         return out
 
