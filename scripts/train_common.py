@@ -249,6 +249,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                              "for the target masks (an axis-aligned box around a tilted plate is far taller than "
                              "the plate: 0.92,0.8 keeps the target on the plate)")
     if name == "reader":
+        ap.add_argument("--real-loose", type=float, default=0.0,
+                        help="share of the real crops cut along an outline as loose as a detector gives real plates "
+                             "(real_data.loosen: up to 1.5x the width, 1.9x the height, off centre)")
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
         ap.add_argument("--detector-crops", type=int, default=0,
