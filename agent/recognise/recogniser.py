@@ -22,7 +22,7 @@ from agent.recognise.consensus import (
     read_views,
 )
 from agent.recognise.decode import Reading, decode
-from agent.recognise.detector import Detection, PlateDetector, overlap
+from agent.recognise.detector import Detection, PlateDetector, _iou, overlap
 from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
 from agent.recognise.rectify import crop_plate
@@ -207,9 +207,8 @@ class Recogniser:
         for d in found:
             r = self._refined(grey, self.detector.refine(grey, d))
             # two first-pass regions (the finder's and the detector's) can come out of the closer look as
-            # the same plate, one outline looser than the other: keep it once (plates never overlap each
-            # other by half), or the tracker sees two plates and splits the vehicle's track
-            if all(overlap(r.bbox, o.bbox) <= SAME_PLATE_OVERLAP for o in out):
+            # the same plate: keep it once (one outline looser than the other is settled by `recognise`)
+            if all(_iou(r.bbox, o.bbox) <= 0.5 for o in out):
                 out.append(r)
         return out
 
@@ -234,7 +233,18 @@ class Recogniser:
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
-        return reads
+        return _one_read_a_plate(reads)
+
+
+def _one_read_a_plate(reads: list[PlateRead]) -> list[PlateRead]:
+    """The likeliest read of each plate. The finder's region and the detector's can outline one plate,
+    one outline looser than the other (IoU under a half, so `detect` keeps both: which is the better
+    outline shows only in the reads); two reads of one plate in a frame would split its track."""
+    kept: list[PlateRead] = []
+    for r in sorted(reads, key=lambda r: -r.confidence):
+        if all(overlap(r.bbox, k.bbox) <= SAME_PLATE_OVERLAP for k in kept):
+            kept.append(r)
+    return kept
 
 
 def _finder_settings(meta: Path) -> dict:
