@@ -109,11 +109,28 @@ def test_a_plate_found_by_both_passes_is_read_once(rec, small_set, monkeypatch):
     c = d.quad.mean(axis=0)
     loose = replace(d, quad=c + (d.quad - c) * (1.25, 1.6), score=d.score - 0.01)  # IoU 1 / 2 with d
     monkeypatch.setattr(rec.detector, "detect", lambda grey: [d, loose])
-    monkeypatch.setattr(rec.detector, "refine", lambda grey, e: e)  # outlines as the passes gave them
+    monkeypatch.setattr(rec.detector, "refine_all", lambda grey, ds: list(ds))  # outlines as the passes gave them
     monkeypatch.setattr(rec, "outline", None)
     assert len(rec.detect(img)) == 2  # both outlines are read ...
     reads = rec.recognise(img)
     assert len(reads) == 1 and reads[0].vrm  # ... and the plate is reported once
+
+
+def test_closer_looks_four_to_a_run_outline_the_plate_as_a_whole_run_does(rec, small_set):
+    """Regions past the likeliest FULL_LOOKS share a detector run, four quarter-size windows to it: a
+    plate looked at that way (here last, behind three other regions) comes out as from its own run."""
+    from dataclasses import replace
+
+    from agent.recognise.detector import FULL_LOOKS, _iou
+    from agent.recognise.preprocess import to_grey
+
+    grey = to_grey(cv2.imread(str(small_set / _first_image(small_set))))
+    d = rec.detector.detect(grey)[0]
+    alone = rec.detector.refine(grey, d)
+    others = [replace(d, quad=d.quad + np.array([dx, dy])) for dx, dy in ((-300, 0), (300, 0), (0, -200))]
+    packed = rec.detector.refine_all(grey, [*others, d])[-1]
+    assert len(others) >= FULL_LOOKS  # d's look is one of the shared ones
+    assert packed is not d and _iou(packed.bbox, alone.bbox) > 0.8, (packed.bbox, alone.bbox)
 
 
 def _first_image(folder: Path) -> str:

@@ -204,8 +204,8 @@ class Recogniser:
         grey = to_grey(img)
         found = sorted(self.detector.detect(grey), key=lambda d: -d.score)[:MAX_PLATES]
         out: list[Detection] = []
-        for d in found:
-            r = self._refined(grey, self.detector.refine(grey, d))
+        for d in self.detector.refine_all(grey, found):
+            r = self._refined(grey, d)
             # two first-pass regions (the finder's and the detector's) can come out of the closer look as
             # the same plate: keep it once (one outline looser than the other is settled by `recognise`)
             if all(_iou(r.bbox, o.bbox) <= 0.5 for o in out):
