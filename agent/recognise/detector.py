@@ -5,9 +5,10 @@ large photographs at a finer scale only when asked, `tile`). Each plate found is
 looked at again in a window around it, scaled so the plate is about REFINE_WIDTH detector pixels
 wide: at the frame's scale a plate is only a few mask cells tall, and its outline (which the reader's
 crop follows) comes out about a third more exact from the closer look. The likeliest FULL_LOOKS
-regions get a detector run each for it; the rest share runs, four quarter-size windows to a run. A plate sloping 25 degrees or
-more can come out of the frame's mask in pieces, and one beside a bright surround merged with it;
-for a detection that read badly the recogniser tries the other outlines `alternatives` finds.
+regions get a detector run each for it; the rest share runs, four quarter-size windows to a run.
+A plate sloping 25 degrees or more can come out of the frame's mask in pieces, and one beside a
+bright surround merged with it; for a detection that read badly the recogniser tries the other
+outlines `alternatives` finds.
 """
 
 from __future__ import annotations
