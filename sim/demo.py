@@ -101,7 +101,8 @@ class Tally:
 
 def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int = 1, broker_url: str | None = None,
              live: bool = True, headless: bool = False, models: Path | None = None,
-             rate_per_hour: float = 1500.0, max_seconds: float | None = None, hotlist_share: float = 0.0) -> dict:
+             rate_per_hour: float = 1500.0, max_seconds: float | None = None, hotlist_share: float = 0.0,
+             threads: int = 1) -> dict:
     from sim.local_broker import Mosquitto
 
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ def run_demo(out: Path = Path("demo-out"), vehicles: int | None = 60, seed: int 
         "camera": {"id": "cam1", "backend": "sim", "exposure_us": 800,
                    "sim": {"seed": seed, "rate_per_hour": rate_per_hour, "realtime": not headless}},
         "illuminator": {"backend": "sim"},
-        "recogniser": {"models_dir": str(models_dir_or_shipped(models))},
+        "recogniser": {"models_dir": str(models_dir_or_shipped(models)), "threads": threads},
         "uplink": {"broker": broker_url, "health_interval_s": 5},
         "storage": {"state_dir": str(out / "state")},
     }, "demo", environ={})

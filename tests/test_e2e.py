@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    summary = run_demo(out=out, vehicles=200, seed=4242, live=False, headless=True, models=ROOT / "models")
+    # two inference threads, as the unit's config allows: the suite runs one test at a time on 2 cores
+    summary = run_demo(out=out, vehicles=200, seed=4242, live=False, headless=True, models=ROOT / "models",
+                       threads=2)
     return out, summary
 
 
