@@ -201,9 +201,9 @@ def _jitter_quad(q: np.ndarray, rng: np.random.Generator, size: float = 0.06, an
 
 
 def loosen(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The outline a detector gives a real plate: measured on real-detect dev with the shipped finder,
-    the boxes are a median 1.04-1.2x the plate's width and 1.25-1.3x its height, a quarter of them
-    over 1.6x, and off centre (`sim/evaluate_real.py` matches them at IoU 0.5)."""
+    """The outline a detector gives a real plate: on real-detect dev, with the finder, the detection
+    holding a labelled plate's centre was a median 1.04-1.2x its width and 1.25-1.3x its height, a
+    quarter of them over 1.6x, and off centre (session 11, models/candidates/README.md)."""
     c = q.mean(axis=0)
     w = np.linalg.norm(q[1] - q[0])
     h = np.linalg.norm(q[3] - q[0])
