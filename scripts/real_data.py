@@ -282,3 +282,62 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
         ys[k, MAX_LABEL] = len(lab)
         k += 1
     return {"x": xs, "y": ys}
+
+
+@cache
+def scene_plates(data: Path, licences: tuple[str, ...]) -> list[tuple[Path, list[np.ndarray]]]:
+    """Every train-split real scene with its labelled plate boxes as quads: real-detect's scenes and
+    real-read's (several crops of one scene give one scene)."""
+    out = [(data / "real-detect" / r["file"], [bbox_quad(p["bbox"]) for p in r["plates"]])
+           for r in detect_items(data, licences)]
+    by_scene: dict[str, list[np.ndarray]] = {}
+    for r in read_labels(data / "real-read" / "labels.jsonl", "train", licences):
+        if r.get("scene") and r.get("bbox_in_scene"):
+            by_scene.setdefault(r["scene"], []).append(bbox_quad(r["bbox_in_scene"]))
+    return out + [(data / "real-read" / s, q) for s, q in sorted(by_scene.items())]
+
+
+def outline_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
+                  models: Path, sample) -> dict[str, np.ndarray]:
+    """Outline-refiner samples on real scenes: the outline the shipped detector (finder included, after
+    its closer look) gives each labelled plate, outlines drawn around it and loose ones drawn around the
+    label (`loosen`: real plates' outlines are mostly too big), each pointing at the labelled box.
+    `sample(grey, quad, truth)` cuts one (train_outline.sample)."""
+    from agent.recognise.outline import OUTLINE_H, OUTLINE_W
+    from agent.recognise.preprocess import to_grey
+    from agent.recognise.recogniser import MAX_PLATES, Recogniser
+    from sim.evaluate import overlap
+
+    rec = Recogniser(models, threads=1, calibrated=False)
+    rng = np.random.default_rng([seed, 9000 + i])
+    items = scene_plates(data, licences)
+    xs = np.zeros((per_chunk, OUTLINE_H, OUTLINE_W), np.uint8)
+    ys = np.zeros((per_chunk, 8), np.float32)
+    k = 0
+    while k < per_chunk:
+        path, truths = items[int(rng.integers(len(items)))]
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        if rng.random() < 0.3:
+            img = _jpeg(img, rng)
+        grey = photometric(to_grey(img), rng)
+        found = sorted(rec.detector.detect(grey), key=lambda d: -d.score)[:MAX_PLATES]
+        dets = rec.detector.refine_all(grey, found)
+        for truth in truths:
+            box = [truth[0, 0], truth[0, 1], truth[1, 0] - truth[0, 0], truth[2, 1] - truth[0, 1]]
+            if min(box[2:]) < 6:
+                continue
+            c = truth.mean(axis=0)
+            holding = [d for d in dets if overlap(box, d.bbox) > 0.2 or (
+                d.bbox[0] <= c[0] <= d.bbox[0] + d.bbox[2] and d.bbox[1] <= c[1] <= d.bbox[1] + d.bbox[3])]
+            quads = [_jitter_quad(loosen(truth, rng), rng), _jitter_quad(truth, rng)]
+            if holding:
+                q = max(holding, key=lambda d: overlap(box, d.bbox)).quad
+                quads += [q, _jitter_quad(q, rng)]
+            for q in quads:
+                s = sample(grey, q, truth) if k < per_chunk else None
+                if s is not None:
+                    xs[k], ys[k] = s
+                    k += 1
+    return {"x": xs[:k], "y": ys[:k]}

@@ -263,11 +263,13 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
     return ap.parse_args()
 
 
-def weights_from_tflite(model, path: Path, log: logging.Logger) -> None:
+def weights_from_tflite(model, path: Path, log: logging.Logger, output_scale: float = 1.0) -> None:
     """Start a Keras model from a shipped int8 TFLite model of the same architecture: its convolutions'
     weights dequantised, each batch norm made the identity plus the bias the converter folded into the
     convolution before it. A clean clone has the shipped models but no float checkpoints
-    (train-runs/ is not committed), so a fine-tuning run starts from what is shipped."""
+    (train-runs/ is not committed), so a fine-tuning run starts from what is shipped. Dense layers
+    too; `output_scale`: the export divided the last one's output by this (the outline refiner's
+    TARGET_SCALE, folded into its weights by the converter)."""
     import tensorflow as tf
     from keras import layers
 
@@ -287,7 +289,8 @@ def weights_from_tflite(model, path: Path, log: logging.Logger) -> None:
         shape[dim] = -1
         return (raw - zeros.reshape(shape)) * scales.reshape(shape)
 
-    ops = [o for o in it._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    ops = [o for o in it._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    dense = [la for la in model.layers if isinstance(la, layers.Dense)]
     pending_bias: np.ndarray | None = None
     rescale = 1.0  # a Rescaling layer is folded into the first convolution's weights
     k = 0
@@ -316,6 +319,12 @@ def weights_from_tflite(model, path: Path, log: logging.Logger) -> None:
             else:
                 layer.set_weights([w])
                 pending_bias = b
+        elif isinstance(layer, layers.Dense):
+            op = ops[k]
+            k += 1
+            assert op["op_name"] == "FULLY_CONNECTED", (layer.name, op)
+            scale = output_scale if layer is dense[-1] else 1.0
+            layer.set_weights([const(op["inputs"][1]).T * scale, const(op["inputs"][2]) * scale])
         elif isinstance(layer, layers.BatchNormalization):
             assert pending_bias is not None, layer.name
             n = pending_bias.shape[0]

@@ -22,12 +22,15 @@ from train_common import (
     cached_chunks,
     export_int8,
     fit_resumable,
+    licence_families,
     parse_args,
     prepare_model,
+    real_sources,
     record_run,
     seed_everything,
     separable,
     setup_logging,
+    weights_from_tflite,
 )
 
 CHUNK = 3000
@@ -153,6 +156,14 @@ def main() -> None:
                           log, args.workers)
     val = cached_chunks(args.work, "val", max(1, args.val_count // CHUNK),
                         functools.partial(make_chunk, seed=args.seed + 7919, per_chunk=CHUNK), log, args.workers)
+    if args.real and args.real_count:
+        from real_data import outline_chunk
+
+        real = cached_chunks(args.work, "real", max(1, args.real_count // CHUNK),
+                             functools.partial(outline_chunk, data=args.real.resolve(), seed=args.seed, per_chunk=CHUNK,
+                                               licences=licence_families(args), models=args.out, sample=sample),
+                             log, args.workers)
+        train = {k: np.concatenate([train[k], real[k]]) for k in train}
     mx, my = mirrored(train["x"], train["y"])
     x, y = np.concatenate([train["x"], mx]), np.concatenate([train["y"], my])
     log.info("data ready: %d train (mirrored included), %d val (%.0f s)", len(x), len(val["x"]), time.time() - t_start)
@@ -162,9 +173,12 @@ def main() -> None:
 
     seed_everything(args.seed)
     model = build_model()
-    if args.init_from and not (args.work / "ckpt.weights.h5").exists():
-        model.load_weights(args.init_from)
-        log.info("initialised from %s", args.init_from)
+    if not (args.work / "ckpt.weights.h5").exists():
+        if args.init_from:
+            model.load_weights(args.init_from)
+            log.info("initialised from %s", args.init_from)
+        elif args.init_shipped:
+            weights_from_tflite(model, args.out / "outline.tflite", log, output_scale=TARGET_SCALE)
     prepare_model(model, args.work, len(x) // args.batch, args.epochs, keras.losses.Huber(delta=0.3), log, lr=args.lr)
     last = min(args.epochs, args.stop_after or args.epochs)
     fit_resumable(model, x[..., None], y * TARGET_SCALE, None, args.batch, last,
@@ -184,7 +198,9 @@ def main() -> None:
             "conditions": args.conditions or "all equally", "input": list(m.input_shape[1:]), "bytes": size,
             "val_corner_error_before": {k: round(v, 4) for k, v in before.items()},
             "val_corner_error_int8": {k: round(v, 4) for k, v in after.items()},
-            "train_wall_s": round(train_s), "tensorflow": tf.__version__}
+            "train_wall_s": round(train_s), "tensorflow": tf.__version__,
+            "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
+            "real_sources": real_sources(args, ("real-detect", "real-read"))}
     (args.out / "outline.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 
