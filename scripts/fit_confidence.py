@@ -63,10 +63,10 @@ def collect_real(data: Path, rec, scenes: int, licences: tuple[str, ...]) -> tup
             continue
         h, w = img.shape[:2]
         d = Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
-        reading, two, res = rec.read_detection(img, d)
+        d, reading, two, res = rec.read_plate(img, d)
         if reading is None or not reading.complete:
             continue
-        xs.append(read_features(reading.vrm, reading.char_confidences, reading.format, h, d.score, two,
+        xs.append(read_features(reading.vrm, reading.char_confidences, reading.format, d.size[1], d.score, two,
                                 res.agreement, res.hidden))
         ys.append(reading.vrm == r["text"])
     for r in detect_items(data, licences)[:scenes]:

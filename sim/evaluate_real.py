@@ -174,7 +174,7 @@ def evaluate_real(path: Path, rec: Recogniser, min_confidence: float, split: str
 def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> Counter:
     h, w = img.shape[:2]
     quad = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
-    reading, _two, _res = rec.read_detection(img, Detection(quad, 1.0))
+    _d, reading, _two, _res = rec.read_plate(img, Detection(quad, 1.0))
     text = it.plates[0]["text"]
     c = Counter(plates=1, texts=1, detected=1)
     if reading is not None:

@@ -336,3 +336,52 @@ def test_eval_cli_with_a_csv(tmp_path, small_set):
     assert res.exit_code == 0, res.output
     out = json.loads(res.output.strip().splitlines()[-1])
     assert out["plates"] == 5 and 0 <= out["exact"] <= 1
+
+
+def _sloping_plate(vrm: str, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """A rendered plate turned by `degrees` on a grey surround; (image, the plate's axis-aligned box as
+    an outline, the way a labeller or a real-photo detector boxes a sloping plate)."""
+    from sim.plates import PlateText
+    from sim.render import PlateStyle, render_plate
+
+    tex = render_plate(PlateText(vrm, "gb_current", vrm[:4] + " " + vrm[4:]), PlateStyle(), px_per_mm=0.5).image
+    h, w = tex.shape[:2]
+    canvas = np.full((h * 6, w * 2, 3), 90, np.uint8)
+    y0, x0 = (canvas.shape[0] - h) // 2, (canvas.shape[1] - w) // 2
+    canvas[y0:y0 + h, x0:x0 + w] = tex
+    m = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), degrees, 1.0)
+    img = cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0]), borderValue=(90, 90, 90))
+    corners = np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]], np.float64)
+    turned = cv2.transform(corners[None], m)[0]
+    (bx0, by0), (bx1, by1) = turned.min(axis=0), turned.max(axis=0)
+    return img, np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]])
+
+
+@pytest.mark.parametrize("degrees", [18.0, -18.0])
+def test_a_box_round_a_sloping_plate_is_read_along_the_plate(rec, degrees):
+    """Read along its box, a plate sloping 18 degrees lies askew and reads badly; the second look
+    tries rectangles sloping inside the box (`tilted_outlines`) and reads the plate."""
+    from agent.recognise.detector import Detection
+
+    img, box = _sloping_plate("AB12CDE", degrees)
+    first = rec.read_detection(img, Detection(box, 0.9))[0]
+    assert first is None or first.vrm != "AB12CDE" or first.confidence < 0.7  # read along the box: not sure
+    d, reading, _two, _res = rec.read_plate(img, Detection(box, 0.9))
+    assert reading is not None and reading.vrm == "AB12CDE"
+    top = d.quad[1] - d.quad[0]
+    slope = np.degrees(np.arctan2(-top[1], top[0]))
+    assert np.sign(slope) == np.sign(degrees) and 6 <= abs(slope) <= 26  # read along an outline sloping as the plate
+
+
+def test_tilted_outlines_fill_their_box():
+    from agent.recognise.rectify import tilted_outlines
+
+    box = np.array([[10, 20], [240, 20], [240, 188], [10, 188]], np.float64)
+    outs = tilted_outlines(box)
+    assert outs, "a box this square holds sloping plates"
+    for q in outs:
+        assert np.allclose(q.min(axis=0), box.min(axis=0)) and np.allclose(q.max(axis=0), box.max(axis=0))
+        top, side = q[1] - q[0], q[3] - q[0]
+        assert abs(np.dot(top, side)) < 1e-6 * np.linalg.norm(top) * np.linalg.norm(side)  # a rectangle
+        assert np.linalg.norm(top) > 1.2 * np.linalg.norm(side)  # wider than tall, as plates are
+    assert tilted_outlines(np.array([[0, 0], [300, 0], [300, 60], [0, 60]], np.float64)) == []  # a level plate's box

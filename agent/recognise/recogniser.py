@@ -25,7 +25,7 @@ from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector, _iou, overlap
 from agent.recognise.outline import OutlineRefiner
 from agent.recognise.preprocess import BLANK, N_CLASSES, TWO_LINE_ASPECT, local_contrast, reader_crop, to_grey
-from agent.recognise.rectify import crop_plate
+from agent.recognise.rectify import crop_plate, tilted_outlines
 from agent.recognise.runtime import Model, ModelError, models_dir_or_shipped
 
 # A plate read with a least character probability under this is looked at once more from other
@@ -181,25 +181,34 @@ class Recogniser:
 
     def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
                      t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
-        """`d` read badly: it may be a piece of a steeply sloping plate, or a plate merged with its
-        surround (`PlateDetector.alternatives`). The likeliest read of all the outlines is kept, but
-        only a UK mark and never one with fewer characters than the first: a second look is for the
-        whole plate, and a piece of a plate read alone as non-UK text (RB02 of RB02TXY, seen in the
-        demo) would be a confident partial read."""
+        """`d` read badly: it may be a piece of a steeply sloping plate, a plate merged with its
+        surround (`PlateDetector.alternatives`), or a box round a sloping plate, far squarer than the
+        plate (`tilted_outlines`: the rectangles sloping inside it). The likeliest read of all the
+        outlines is kept, never one with fewer characters than the first, and never a non-UK read in
+        place of a UK one: a second look is for the whole plate, and a piece of a plate read alone as
+        non-UK text (RB02 of RB02TXY, seen in the demo) would be a confident partial read."""
         a = time.perf_counter()
         grey = to_grey(img)
         others = [self._refined(grey, e) for e in self.detector.alternatives(grey, d)]
+        others += [Detection(q, d.score) for q in tilted_outlines(d.quad)]
         t.detect += time.perf_counter() - a
         best = (d, *first)
         for e in others:
             r, two, res = self.read_detection(img, e, t)
-            now = best[3].reading
-            new = res.reading
-            if new is None or new.format not in UK_FORMATS:
-                continue
-            if now is None or (new.confidence > now.confidence and len(new.vrm) >= len(now.vrm)):
+            if _better_whole_read(best[1], r):
                 best = (e, r, two, res)
         return best
+
+    def read_plate(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
+                   ) -> tuple[Detection, Reading | None, bool, Consensus]:
+        """One plate read as `recognise` reads each it detects: along `d`, and from other outlines when
+        that reads badly (`_second_look`); (the outline read along, reading or None, two-line, how the
+        crops agreed). For a plate image whose edges are its outline (`anpr-edge eval`'s crops)."""
+        t = t if t is not None else StageTimes()
+        r, two, res = self.read_detection(img, d, t)
+        if res.reading is not None and res.reading.confidence < SECOND_LOOK_BELOW:
+            return self._second_look(img, d, (r, two, res), t)
+        return d, r, two, res
 
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look and then the outline refiner."""
@@ -236,6 +245,17 @@ class Recogniser:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
         return _one_read_a_plate(reads)
+
+
+def _better_whole_read(now: Reading | None, new: Reading | None) -> bool:
+    """Whether a second look's `new` read replaces `now` (see `Recogniser._second_look`)."""
+    if new is None:
+        return False
+    if now is None:
+        return new.format in UK_FORMATS
+    if new.format not in UK_FORMATS and now.format in UK_FORMATS:
+        return False
+    return new.confidence > now.confidence and len(new.vrm) >= len(now.vrm)
 
 
 def _one_read_a_plate(reads: list[PlateRead]) -> list[PlateRead]:

@@ -38,3 +38,29 @@ def crop_plate(img: np.ndarray, quad: np.ndarray, margin_w: float = MARGIN_W, ma
     that share of its height."""
     M, size = plate_transform(quad, margin_w, margin_h, shift, shift_up)
     return cv2.warpPerspective(img, M, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+TILTS_DEG = (-24.0, -16.0, -8.0, 8.0, 16.0, 24.0)  # the slopes `tilted_outlines` tries
+TILT_ASPECT = (1.2, 7.0)  # a tilted outline this wide for its height could be a plate
+
+
+def tilted_outlines(quad: np.ndarray, angles_deg: tuple[float, ...] = TILTS_DEG) -> list[np.ndarray]:
+    """Rectangles sloping by each angle that touch all four sides of `quad`'s axis-aligned box: the
+    plate itself when the box is a labeller's or a detector's box round a sloping plate (such a box
+    is far squarer than the plate, and read along it the characters lie askew). Angles that leave no
+    plate-shaped rectangle in the box are skipped."""
+    q = np.asarray(quad, np.float64)
+    (x0, y0), (x1, y1) = q.min(axis=0), q.max(axis=0)
+    bw, bh = x1 - x0, y1 - y0
+    c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    out = []
+    for a in angles_deg:
+        t = np.radians(a)
+        cs, sn = np.cos(t), abs(np.sin(t))
+        c2 = np.cos(2 * t)
+        w, h = (bw * cs - bh * sn) / c2, (bh * cs - bw * sn) / c2  # box = rotated w x h rectangle's extent
+        if w <= 0 or h <= 0 or not TILT_ASPECT[0] <= w / h <= TILT_ASPECT[1]:
+            continue
+        u, v = np.array([cs, np.sin(t)]) * w / 2, np.array([-np.sin(t), cs]) * h / 2
+        out.append(np.array([c - u - v, c + u - v, c + u + v, c - u + v]))
+    return out
