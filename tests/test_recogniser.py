@@ -201,7 +201,9 @@ def test_outline_refiner_puts_outlines_nearer_the_plates(rec, small_set):
         before.append(np.abs(d.quad - truth)[:, 0].mean() / d.size[0])
         after.append(np.abs(e.quad - truth)[:, 0].mean() / d.size[0])
     assert len(before) >= 40
-    assert np.mean(after) < 0.5 * np.mean(before), (np.mean(before), np.mean(after))
+    # 0.52 of it with the refiner trained on real photos too (0.29 with the simulator-only one before it,
+    # which made real boxes worse): simulated ends stay twice as near, real boxes come back to the plate
+    assert np.mean(after) < 0.65 * np.mean(before), (np.mean(before), np.mean(after))
     first = json.loads((small_set / "labels.jsonl").read_text().splitlines()[0])["file"]
     grey = to_grey(cv2.imread(str(small_set / first), cv2.IMREAD_UNCHANGED))
     for d, e in zip(rec.detector.outlines(grey), rec.detect(grey), strict=True):
