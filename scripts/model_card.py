@@ -82,15 +82,24 @@ straightened along the detector's outline with half the plate's width and its wh
 margin, contrast stretched; output: how far each corner should move, in shares of the input's width
 and height. The detector's outline comes from the moments of a mask in 4-pixel cells and is off by
 about +-4 % of the plate's width at its ends whatever its training; a third of the plates the reader
-got wrong read right from an exact outline. A refined outline more than 1.6 times larger or smaller
-than the detector's, or crossed, is not taken.
+got wrong read right from an exact outline. It looks twice, the second time from its own first
+outline (`outline.PASSES`); a refined outline more than 2.2 times larger or smaller than the one it
+started from, or crossed, is not taken.
 
 Training data: plates in whole rendered frames (random installations, light and weather, 640x360 set
 in a 1280x720 frame so plates are at the run-time scale; `sim.dataset.random_scenes`), each outlined
 by the shipped detector (frame look and closer look: its real errors, tails included), by two
 outlines drawn around that one and by two drawn around the labelled one (ends +-5 % of the width,
 top and bottom +-10 % of the height, slope, each corner a little); every crop mirrored too. Targets
-are the labelled corners, moves clipped at 0.35 of the input. Huber loss on moves scaled by 10.""",
+are the labelled corners, moves clipped at 0.35 of the input. Huber loss on moves scaled by 10.
+
+Real photographs (since session 12, `--real`): the train split's real scenes (real-detect's photos and
+real-read's scenes; `real_data.outline_chunk`), each read by the shipped detector and finder with their
+closer look; for every labelled plate the outline they give it, one drawn around that, one drawn round
+the labelled box and one as loose as real photos' boxes are (`real_data.loosen`: up to 1.5x the width
+and 1.9x the height, off centre), each pointing at the labelled box (an axis-aligned box: real labels
+have no corners). Light, blur, noise and JPEG jitter. Real photos' detector boxes were a median 1.2x
+the plate's width and 1.3x its height, a quarter over 1.6x; the simulator-only refiner made them worse.""",
 }
 
 
@@ -181,6 +190,24 @@ def main(name: str) -> None:
                        final=True)
         steps.append(f"with the scripts of commit {FINAL_STAGE_COMMIT}: {final}")
         steps.append("`python scripts/fit_confidence.py` (models/confidence.json)")
+        lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
+        lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
+        (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+        return
+    if name == "outline" and meta.get("real_count"):  # two stages from the simulator-only refiner
+        steps = [
+            "the simulator-only refiner of commit 3a1879b: `git checkout 3a1879b -- models` into a folder DIR's "
+            "models (its own run: `python scripts/train_outline.py --seed 5`, as that commit's card says)",
+            "`python scripts/train_outline.py --seed 6 --train-count 30000 --val-count 3000 --real ../shared/data "
+            "--real-count 30000 --epochs 4 --lr 3e-4 --init-shipped --work train-runs/outline-real --out DIR` "
+            "(1,251 s on 2 cores, making the data included)",
+            f"`python scripts/train_outline.py --seed {meta['seed']} --train-count 60000 --val-count 3000 --real "
+            f"../shared/data --real-count {meta['real_count']} --epochs {meta['epochs']} --lr {meta['lr']} "
+            "--init-from train-runs/outline-real/ckpt.weights.h5 --work train-runs/outline-real2 --out DIR` "
+            f"({meta['train_wall_s']} s with the first stage's chunk files linked into train-runs/outline-real2: "
+            "chunks are deterministic in seed and number, so only the 30,000 more simulated outlines were made), "
+            "then copy DIR/outline.tflite and outline.json into models/",
+        ]
         lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
         lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
         (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
