@@ -141,6 +141,13 @@ def _final_options(meta: dict) -> str:
     return " ".join(opts)
 
 
+def _write(name: str, lines: list[str], steps: list[str]) -> None:
+    """The card with numbered reproduce steps."""
+    lines = [*lines, "", "Reproduce (needs `pip install -e '.[train]'`):", "",
+             *(f"{i}. {t}" for i, t in enumerate(steps, 1))]
+    (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
 def main(name: str) -> None:
     meta = json.loads((ROOT / "models" / f"{name}.json").read_text())
     lines = [f"# Model card: {name}", "", TEXT[name], "", "| item | value |", "| --- | --- |"]
@@ -167,9 +174,7 @@ def main(name: str) -> None:
             "models/confidence.json is the calibration of the reader before (`git checkout 441bc90 -- "
             "models/confidence.json`; the refit with `--real` is measured in the card, not shipped)",
         ]
-        lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
-        lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
-        (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+        _write(name, lines, steps)
         return
     if name == "reader" and meta.get("init_from"):  # fine-tuned in stages from the first reader (37 classes)
         steps = [
@@ -190,9 +195,7 @@ def main(name: str) -> None:
                        final=True)
         steps.append(f"with the scripts of commit {FINAL_STAGE_COMMIT}: {final}")
         steps.append("`python scripts/fit_confidence.py` (models/confidence.json)")
-        lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
-        lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
-        (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+        _write(name, lines, steps)
         return
     if name == "outline" and meta.get("real_count"):  # two stages from the simulator-only refiner
         steps = [
@@ -208,9 +211,7 @@ def main(name: str) -> None:
             "chunks are deterministic in seed and number, so only the 30,000 more simulated outlines were made), "
             "then copy DIR/outline.tflite and outline.json into models/",
         ]
-        lines += ["", "Reproduce (needs `pip install -e '.[train]'`):", ""]
-        lines += [f"{i}. {t}" for i, t in enumerate(steps, 1)]
-        (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")
+        _write(name, lines, steps)
         return
     lines += ["", f"Reproduce: `{cmd}` (needs `pip install -e '.[train]'`)."]
     (ROOT / "models" / f"{name}.md").write_text("\n".join(lines) + "\n")

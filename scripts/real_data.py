@@ -298,11 +298,12 @@ def scene_plates(data: Path, licences: tuple[str, ...]) -> list[tuple[Path, list
 
 
 def outline_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                  models: Path, sample) -> dict[str, np.ndarray]:
+                  models: Path) -> dict[str, np.ndarray]:
     """Outline-refiner samples on real scenes: the outline the shipped detector (finder included, after
     its closer look) gives each labelled plate, outlines drawn around it and loose ones drawn around the
-    label (`loosen`: real plates' outlines are mostly too big), each pointing at the labelled box.
-    `sample(grey, quad, truth)` cuts one (train_outline.sample)."""
+    label (`loosen`: real plates' outlines are mostly too big), each pointing at the labelled box."""
+    from train_outline import add_samples
+
     from agent.recognise.outline import OUTLINE_H, OUTLINE_W
     from agent.recognise.preprocess import to_grey
     from agent.recognise.recogniser import MAX_PLATES, Recogniser
@@ -335,9 +336,5 @@ def outline_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple
             if holding:
                 q = max(holding, key=lambda d: overlap(box, d.bbox)).quad
                 quads += [q, _jitter_quad(q, rng)]
-            for q in quads:
-                s = sample(grey, q, truth) if k < per_chunk else None
-                if s is not None:
-                    xs[k], ys[k] = s
-                    k += 1
+            k = add_samples(xs, ys, k, grey, quads, truth)
     return {"x": xs[:k], "y": ys[:k]}

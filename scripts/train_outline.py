@@ -71,6 +71,17 @@ def sample(grey: np.ndarray, quad: np.ndarray, truth: np.ndarray) -> tuple[np.nd
     return x, np.clip(delta, -MAX_DELTA, MAX_DELTA).reshape(8).astype(np.float32)
 
 
+def add_samples(xs: np.ndarray, ys: np.ndarray, k: int, grey: np.ndarray, quads: list[np.ndarray],
+                truth: np.ndarray) -> int:
+    """Cut a sample for each of `quads` into xs/ys from row k while there is room; the next free row."""
+    for q in quads:
+        s = sample(grey, q, truth) if k < len(xs) else None
+        if s is not None:
+            xs[k], ys[k] = s
+            k += 1
+    return k
+
+
 def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None,
                models: Path | None = None) -> dict[str, np.ndarray]:
     """Outlines of plates in rendered frames (set in a 1280x720 frame, as in the reader's detector
@@ -102,11 +113,7 @@ def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None,
             if found:
                 q = max(found, key=lambda d: overlap(box, d.bbox)).quad
                 quads += [q] + [_jitter(rng, q) for _ in range(DRAWN_PER_OUTLINE)]
-            for q in quads:
-                s = sample(frame, q, truth) if k < per_chunk else None
-                if s is not None:
-                    xs[k], ys[k] = s
-                    k += 1
+            k = add_samples(xs, ys, k, frame, quads, truth)
     return {"x": xs[:k], "y": ys[:k]}
 
 
@@ -161,7 +168,7 @@ def main() -> None:
 
         real = cached_chunks(args.work, "real", max(1, args.real_count // CHUNK),
                              functools.partial(outline_chunk, data=args.real.resolve(), seed=args.seed, per_chunk=CHUNK,
-                                               licences=licence_families(args), models=args.out, sample=sample),
+                                               licences=licence_families(args), models=args.out),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     mx, my = mirrored(train["x"], train["y"])
