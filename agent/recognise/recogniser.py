@@ -165,19 +165,26 @@ class Recogniser:
         plate is as square as a two-line plate): the first view read both ways, the likelier kept."""
         best, best_conf = two, -1.0
         for layout in (two, not two):
-            a = time.perf_counter()
-            try:
-                x = self._reader_input(img, d, VIEWS[0], layout)
-            except ValueError:
+            conf = self._first_view_confidence(img, d, layout, t)
+            if conf is None:
                 return two
-            b = time.perf_counter()
-            r = decode(self.reader.run(x))
-            t.rectify += b - a
-            t.read += time.perf_counter() - b
-            conf = -1.0 if r is None else r.confidence
             if conf > best_conf + 0.05:  # the aspect's own guess wins a near tie
                 best, best_conf = layout, conf
         return best
+
+    def _first_view_confidence(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes) -> float | None:
+        """How sure the reader is of the first view along `d` read as `two` lines (-1: nothing read;
+        None: too small to cut): a cheap first choice between layouts or outlines."""
+        a = time.perf_counter()
+        try:
+            x = self._reader_input(img, d, VIEWS[0], two)
+        except ValueError:
+            return None
+        b = time.perf_counter()
+        r = decode(self.reader.run(x))
+        t.rectify += b - a
+        t.read += time.perf_counter() - b
+        return -1.0 if r is None else r.confidence
 
     def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
                      t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
@@ -193,7 +200,7 @@ class Recogniser:
         t.detect += time.perf_counter() - a
         tilted = [Detection(q, d.score) for q in tilted_outlines(d.quad)]
         if tilted:  # one crop of each to choose the slope, then the whole read along that one only
-            others.append(max(tilted, key=lambda e: self._first_view_confidence(img, e, t)))
+            others.append(max(tilted, key=lambda e: self._tilt_confidence(img, e, t)))
         best = (d, *first)
         for e in others:
             r, two, res = self.read_detection(img, e, t)
@@ -201,20 +208,11 @@ class Recogniser:
                 best = (e, r, two, res)
         return best
 
-    def _first_view_confidence(self, img: np.ndarray, d: Detection, t: StageTimes) -> float:
-        """How sure the reader is of one crop along `d` (-1: nothing read): a cheap first choice
-        between outlines."""
+    def _tilt_confidence(self, img: np.ndarray, d: Detection, t: StageTimes) -> float:
+        """The first view's confidence along a sloping rectangle, laid out as its shape says."""
         w, h = d.size
-        a = time.perf_counter()
-        try:
-            x = self._reader_input(img, d, VIEWS[0], w / max(h, 1e-6) < TWO_LINE_ASPECT)
-        except ValueError:
-            return -1.0
-        b = time.perf_counter()
-        r = decode(self.reader.run(x))
-        t.rectify += b - a
-        t.read += time.perf_counter() - b
-        return -1.0 if r is None else r.confidence
+        conf = self._first_view_confidence(img, d, w / max(h, 1e-6) < TWO_LINE_ASPECT, t)
+        return -1.0 if conf is None else conf
 
     def read_plate(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
                    ) -> tuple[Detection, Reading | None, bool, Consensus]:
@@ -223,7 +221,7 @@ class Recogniser:
         crops agreed). For a plate image whose edges are its outline (`anpr-edge eval`'s crops)."""
         t = t if t is not None else StageTimes()
         r, two, res = self.read_detection(img, d, t)
-        if res.reading is not None and res.reading.confidence < SECOND_LOOK_BELOW:
+        if _reads_badly(res):
             return self._second_look(img, d, (r, two, res), t)
         return d, r, two, res
 
@@ -255,13 +253,18 @@ class Recogniser:
         looks = 0
         for d in dets:
             r, two, res = self.read_detection(img, d, t)
-            if res.reading is not None and res.reading.confidence < SECOND_LOOK_BELOW and looks < MAX_SECOND_LOOKS:
+            if _reads_badly(res) and looks < MAX_SECOND_LOOKS:
                 looks += 1
                 d, r, two, res = self._second_look(img, d, (r, two, res), t)
             if r is not None:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
         return _one_read_a_plate(reads)
+
+
+def _reads_badly(res: Consensus) -> bool:
+    """A read that gets a second look (SECOND_LOOK_BELOW); a region that read as nothing gets none."""
+    return res.reading is not None and res.reading.confidence < SECOND_LOOK_BELOW
 
 
 def _better_whole_read(now: Reading | None, new: Reading | None) -> bool:
