@@ -74,7 +74,14 @@ their labelled boxes (lit, blurred and compressed like the photo around them: re
 crops), with light, blur, noise, JPEG and resolution-loss jitter; the other half the simulated crops
 above. A tenth of `real-read`'s train split (by plate) is held out of training for the confidence
 calibration (`real_data.held_out`). At run time an outline as square as a two-line plate (aspect
-1.6-3.2) is read both ways and the likelier kept.""",
+1.6-3.2) is read both ways and the likelier kept.
+
+Real typefaces (session 13, two stages from the reader shipped before, `--real-glyphs 0.5`): half the
+plates composited into real scenes are set from the shared set's real character tiles
+(`scripts/glyph_plates.py`: 3,598 UK Charles Wright tiles cut from real plates and ~600 each German,
+French, Dutch, Belgian, Serbian and Brazilian ones) in each country's layouts, with its spacing,
+background, side band and rim varied, instead of rendered: real stroke shapes, weights and wear of the
+European typefaces, of which the real crops hold a few hundred plates.""",
     "outline": """A small regression network (a convolution, six separable convolutions down to 3x8 cells, a dense
 layer on the flattened cells so where things are stays the answer) that moves the detector's four
 corners onto the plate's edges (`agent/recognise/outline.py`). Input: 40x128 grey, uint8: the frame
@@ -159,6 +166,26 @@ def main(name: str) -> None:
     cmd = f"python scripts/train_{name}.py --seed {meta['seed']}"
     if name == "detector" and meta.get("epochs", 10) > 10:  # trained to 10, then resumed to the total
         cmd = f"{cmd} --epochs 10 && {cmd} --epochs {meta['epochs']}"
+    if name == "reader" and meta.get("real_glyphs"):  # session 13: two stages from the session 9 reader
+        steps = [
+            "the reader shipped at commit e4b1402 (its own training chain is in that commit's models/reader.md): "
+            "`git checkout e4b1402 -- models` into a folder DIR's models",
+            "`python scripts/train_reader.py --seed 41 --train-count 30000 --val-count 3000 --epochs 2 --lr 0.0002 "
+            "--init-shipped --out DIR --work train-runs/reader-glyph --real ../shared/data --real-count 40000 "
+            "--real-glyphs 0.5` (982 s on 2 cores beside the test suite, 413 s of it making the crops)",
+            f"`python scripts/train_reader.py --seed {meta['seed']} --train-count {meta['train_samples']} "
+            f"--val-count 3000 --epochs {meta['schedule_epochs']} --lr {meta['lr']} --init-from "
+            "train-runs/reader-glyph/ckpt.weights.h5 --work train-runs/reader-glyph2 --real ../shared/data "
+            f"--real-count {meta['real_count']} --real-glyphs {meta['real_glyphs']}` with the first stage's "
+            "chunk files linked into train-runs/reader-glyph2 (chunks are deterministic in seed and number: "
+            f"only the 30,000 more simulated crops are made; {meta['train_wall_s']} s), then copy "
+            "reader.tflite and reader.json into models/. The first stage's crops were made under OpenCV 5.1, "
+            "the second stage's 30,000 more simulated ones under 4.14 (the machine's install changed between "
+            "them); every figure in this card is measured under 5.1, which pyproject.toml now requires",
+            "`python scripts/fit_confidence.py` (models/confidence.json)",
+        ]
+        _write(name, lines, steps)
+        return
     if name == "reader" and meta.get("real_count"):  # real-photo stages from the reader shipped before them
         steps = [
             "the reader shipped at commit 441bc90 (its own training chain is in that commit's models/reader.md): "

@@ -76,7 +76,16 @@ def composite_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator):
     h = float(np.linalg.norm(quad[3] - quad[0]))
     style = dataclasses.replace(PlateStyle.random(rng, variety=0.3), two_line=w / max(h, 1e-6) < 2.6)
     plate = render_plate(text, style, px_per_mm=max(1.0, min(4.0, 2.0 * w / 520)))
-    tex = plate.image.astype(np.float32)
+    out = composite(img, quad, plate.image, rng)
+    return (img, None, style.two_line) if out is None else (out, text.vrm, style.two_line)
+
+
+def composite(img: np.ndarray, quad: np.ndarray, texture: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """`texture` (a plate image) warped over the plate at `quad` and lit like what it covers; None
+    when the box is too small to take it."""
+    tex = texture.astype(np.float32)
+    w = float(np.linalg.norm(quad[1] - quad[0]))
+    h = float(np.linalg.norm(quad[3] - quad[0]))
     ph, pw = tex.shape[:2]
     # the label box is loose around the plate: the plate fills 85-100 % of it
     c = quad.mean(axis=0)
@@ -90,7 +99,7 @@ def composite_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator):
     warped = cv2.warpPerspective(tex, M, (out_w, out_h), flags=cv2.INTER_AREA)
     mask = region > 0.5
     if mask.sum() < 20:
-        return img, None, style.two_line
+        return None
     under = img[mask].astype(np.float32)
     lum = under.mean() / 255.0
     # a plate is one of the brightest things around it: light it a little above what it covers
@@ -108,7 +117,7 @@ def composite_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator):
         lit = lit.mean(axis=2) if lit.ndim == 3 else lit
     blended = img.astype(np.float32) * (1 - soft) + lit * soft
     blended += rng.normal(0, rng.uniform(0, 6), blended.shape)
-    return np.clip(blended, 0, 255).astype(np.uint8), text.vrm, style.two_line
+    return np.clip(blended, 0, 255).astype(np.uint8)
 
 
 def _jpeg(img: np.ndarray, rng: np.random.Generator, lo: int = 30) -> np.ndarray:
@@ -212,12 +221,31 @@ def loosen(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (q - c) * (sw, sh) + c + shift
 
 
+def composite_glyphs(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator, data: Path,
+                     licences: tuple[str, ...]):
+    """A plate set from real character tiles (`glyph_plates`) composited at `quad` like `composite_uk`;
+    (image, text or None, two-line False)."""
+    from glyph_plates import glyph_plate
+
+    made = glyph_plate(rng, data, licences)
+    if made is None:
+        return img, None, False
+    tex, text = made
+    w = float(np.linalg.norm(quad[1] - quad[0]))
+    f = min(1.0, 2.0 * w / tex.shape[1])  # shrunk smoothly first: warping alone would alias the strokes
+    if f < 1.0:
+        tex = cv2.resize(tex, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    out = composite(img, quad, tex, rng)
+    return (img, None, False) if out is None else (out, text, False)
+
+
 def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                 loose: float = 0.0) -> dict[str, np.ndarray]:
+                 loose: float = 0.0, glyphs: float = 0.0) -> dict[str, np.ndarray]:
     """Real plates as the recogniser cuts them: a real crop (its own outline, or its outline in its
     scene where the data has the scene), or a rendered UK plate composited into a real scene, each cut
     with the run-time margins, an outline error and more light, blur and compression; `loose`: this
-    share with the looser outline a detector gives real plates (`loosen`)."""
+    share with the looser outline a detector gives real plates (`loosen`); `glyphs`: this share of the
+    composited plates set from real character tiles instead of rendered (`glyph_plates`)."""
     from train_reader import MAX_LABEL, _empty_chunk
 
     from agent.recognise.consensus import VIEWS
@@ -257,7 +285,10 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
             if not ok:
                 continue
             quad = bbox_quad(ok[int(rng.integers(len(ok)))]["bbox"])
-            img, text, two = composite_uk(img, quad, rng)
+            if glyphs and rng.random() < glyphs:
+                img, text, two = composite_glyphs(img, quad, rng, data, licences)
+            else:
+                img, text, two = composite_uk(img, quad, rng)
             if text is None:
                 continue
             c = quad.mean(axis=0)

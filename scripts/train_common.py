@@ -252,6 +252,10 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--real-loose", type=float, default=0.0,
                         help="share of the real crops cut along an outline as loose as a detector gives real plates "
                              "(real_data.loosen: up to 1.5x the width, 1.9x the height, off centre)")
+        ap.add_argument("--real-glyphs", type=float, default=0.0,
+                        help="share of the plates composited into real scenes set from the real character tiles "
+                             "(real-read/glyphs: UK, German, French, Dutch, Belgian, Serbian, Brazilian typefaces) "
+                             "instead of rendered UK plates (scripts/glyph_plates.py)")
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
         ap.add_argument("--detector-crops", type=int, default=0,

@@ -1,0 +1,139 @@
+"""Plates set from real character tiles (the shared data's `real-read/glyphs/`: 3,598 UK Charles Wright
+characters and ~600 each of German, French, Belgian, Dutch, Serbian and Brazilian ones, cut from real
+plates): the real typefaces, stroke weights and wear of these countries in every arrangement their
+formats allow, where the real crops give a few hundred European plates and ten UK ones. The reader
+trains on them composited into real scenes like the rendered UK plates (`real_data.reader_chunk`).
+
+The tiles have no split (none is an evaluation item); `--licences` filters them like everything else.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import train_common  # noqa: F401  (puts the repository on sys.path)
+
+from sim.evaluate_real import read_labels
+
+L, D = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
+
+# Layouts per country as groups of L (letter) and D (digit); the groups are set apart on the plate.
+LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "de": (("L", "LL", "DDDD"), ("LL", "L", "DDD"), ("LLL", "LL", "DD"), ("L", "L", "DDDD"), ("LL", "LL", "DDD")),
+    "fr": (("LL", "DDD", "LL"), ("DDDD", "LL", "DD"), ("DDD", "LLL", "DD")),
+    "nl": (("DD", "LLL", "D"), ("D", "LLL", "DD"), ("LL", "DDD", "L"), ("L", "DDD", "LL"), ("LL", "DD", "LL"),
+           ("DD", "LL", "LL"), ("LLL", "DD", "L")),
+    "be": (("D", "LLL", "DDD"), ("LLL", "DDD")),
+    "rs": (("LL", "DDD", "LL"), ("LL", "DDDD", "LL")),
+    "br": (("LLL", "DDDD"), ("LLLDLDD",)),
+}
+# share of plates per country: UK first (what the unit reads), the others for their typefaces
+WEIGHTS = {"gb": 0.4, "de": 0.12, "fr": 0.12, "nl": 0.1, "be": 0.08, "rs": 0.08, "br": 0.1}
+YELLOW = (40, 200, 250)  # BGR: a UK rear or a Dutch plate
+WHITE = (245, 245, 245)
+
+
+@cache
+def tiles(data: Path, licences: tuple[str, ...]) -> dict[str, dict[str, list[Path]]]:
+    """Tile files by country and character, under the licence families asked for."""
+    out: dict[str, dict[str, list[Path]]] = {}
+    path = data / "real-read" / "glyphs.jsonl"
+    if not path.exists():
+        return out
+    for r in read_labels(path, None, licences):
+        c = str(r["char"]).upper()
+        if len(c) == 1 and c in L + D:
+            out.setdefault(str(r["country"]), {}).setdefault(c, []).append(data / "real-read" / r["file"])
+    return out
+
+
+@cache
+def _tile(path: Path) -> np.ndarray | None:
+    """Ink coverage 0-1 (dark strokes on a light tile)."""
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None or min(img.shape) < 4:
+        return None
+    x = img.astype(np.float32)
+    lo, hi = np.percentile(x, 2), np.percentile(x, 98)
+    return np.clip((hi - x) / max(hi - lo, 1.0), 0, 1)
+
+
+def _text(rng: np.random.Generator, country: str, have: dict[str, list[Path]]) -> list[str] | None:
+    """A registration as groups, drawn from the characters this country's tiles have."""
+    if country == "gb":
+        from sim.plates import generate_uk
+
+        p = generate_uk(rng)
+        groups = p.display.split()
+    else:
+        layouts = LAYOUTS[country]
+        lay = layouts[int(rng.integers(len(layouts)))]
+        letters, digits = [c for c in L if c in have], [c for c in D if c in have]
+        if not (letters and digits):
+            return None
+        groups = ["".join(str(rng.choice(letters if k == "L" else digits)) for k in g) for g in lay]
+    if all(c in have for g in groups for c in g):
+        return groups
+    return None
+
+
+def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...]) -> tuple[np.ndarray, str] | None:
+    """A one-line plate (BGR, about 110 px high) set from real tiles, and its text; None when the
+    licences leave no tiles."""
+    by_country = tiles(data, licences)
+    names = [c for c in WEIGHTS if c in by_country]
+    if not names:
+        return None
+    w = np.array([WEIGHTS[c] for c in names])
+    for _ in range(20):
+        country = names[int(rng.choice(len(names), p=w / w.sum()))]
+        groups = _text(rng, country, by_country[country])
+        if groups is not None:
+            break
+    else:
+        return None
+    have = by_country[country]
+    ch = 64  # character height in px
+    inks = []
+    for g in groups:
+        row = []
+        for c in g:
+            t = _tile(have[c][int(rng.integers(len(have[c])))])
+            if t is None:
+                return None
+            aspect = t.shape[1] / t.shape[0] * rng.uniform(0.9, 1.1)
+            row.append(cv2.resize(t, (max(2, round(ch * aspect)), ch), interpolation=cv2.INTER_AREA))
+        inks.append(row)
+    gap, group_gap = ch * rng.uniform(0.06, 0.2), ch * rng.uniform(0.3, 0.8)
+    band = country != "gb" or rng.random() < 0.3  # the blue side band with the country letters
+    margin_x, margin_y = ch * rng.uniform(0.2, 0.5), ch * rng.uniform(0.15, 0.35)
+    band_w = ch * 0.55 if band else 0.0
+    width = sum(t.shape[1] for r in inks for t in r) + gap * sum(len(r) - 1 for r in inks) + group_gap * (len(inks) - 1)
+    pw, ph = round(width + 2 * margin_x + band_w), round(ch + 2 * margin_y)
+    bg = YELLOW if (country == "nl" or (country == "gb" and rng.random() < 0.5)) else WHITE
+    bg = np.clip(np.array(bg, np.float32) * rng.uniform(0.8, 1.05) + rng.normal(0, 8, 3), 0, 255)
+    plate = np.empty((ph, pw, 3), np.float32)
+    plate[:] = bg
+    ink_col = np.array((30, 20, 160) if country == "be" and rng.random() < 0.7 else (20, 20, 20), np.float32)
+    ink_col = np.clip(ink_col + rng.normal(0, 12, 3), 0, 255)
+    x = margin_x + band_w
+    y0 = round(margin_y)
+    for r in inks:
+        for t in r:
+            x0 = round(x)
+            a = t[:, : max(0, min(t.shape[1], pw - x0))][..., None]
+            plate[y0:y0 + ch, x0:x0 + a.shape[1]] = plate[y0:y0 + ch, x0:x0 + a.shape[1]] * (1 - a) + ink_col * a
+            x += t.shape[1] + gap
+        x += group_gap - gap
+    plate = plate.astype(np.uint8)
+    if band:
+        plate[:, : round(band_w)] = np.clip(np.array((150, 50, 10), np.float32) + rng.normal(0, 15, 3), 0, 255)
+        code = {"gb": "UK", "nl": "NL", "be": "B", "rs": "SRB", "br": "BR"}.get(country, country[0].upper())
+        cv2.putText(plate, code, (round(band_w * 0.15), ph - round(margin_y)), cv2.FONT_HERSHEY_SIMPLEX, ch / 110,
+                    WHITE, 2)
+    if rng.random() < 0.6:  # a dark rim
+        cv2.rectangle(plate, (1, 1), (pw - 2, ph - 2), (20, 20, 20), int(rng.integers(1, 4)))
+    return plate, "".join(groups)

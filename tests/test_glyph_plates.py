@@ -1,0 +1,83 @@
+"""Training plates set from character tiles (`scripts/glyph_plates.py`): their text follows a country's
+layout, each character drawn from that country's tiles, the same for the same seed, and the licence
+filter removes tiles as it removes every other real item. The tiles here are drawn by the test in the
+shared set's layout (the real ones are AGPL and stay out of the repository)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import glyph_plates  # noqa: E402
+from glyph_plates import LAYOUTS, glyph_plate  # noqa: E402
+
+from agent.plates import is_valid  # noqa: E402
+
+
+def _data(tmp_path: Path, countries: dict[str, str], licence: str = "MIT") -> Path:
+    """A data folder with one drawn tile per character of each country's alphabet."""
+    glyphs = tmp_path / "real-read" / "glyphs"
+    glyphs.mkdir(parents=True)
+    rows = []
+    for country, chars in countries.items():
+        for c in chars:
+            tile = np.full((48, 30), 255, np.uint8)
+            cv2.putText(tile, c, (2, 42), cv2.FONT_HERSHEY_SIMPLEX, 1.4, 0, 4)
+            name = f"glyphs/{country}_{c}.png"
+            cv2.imwrite(str(tmp_path / "real-read" / name), tile)
+            rows.append({"file": name, "char": c, "country": country, "source": "test", "licence": licence})
+    (tmp_path / "real-read" / "glyphs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    glyph_plates.tiles.cache_clear()
+    return tmp_path
+
+
+def _pattern(layout: tuple[str, ...]) -> str:
+    return "^" + "".join("[A-Z]" if k == "L" else "[0-9]" for g in layout for k in g) + "$"
+
+
+def test_plates_follow_their_countrys_layout_and_tiles(tmp_path):
+    letters, digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
+    data = _data(tmp_path, {"gb": letters + digits, "fr": letters + digits, "de": "ABCDEFGH" + digits})
+    rng = np.random.default_rng(5)
+    seen = set()
+    for _ in range(60):
+        made = glyph_plate(rng, data, ())
+        assert made is not None
+        img, text = made
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[1] > img.shape[0]  # one line, wide
+        assert img.std() > 20  # characters drawn on the plate, not a blank
+        kinds = {c for c in ("fr", "de") if any(re.match(_pattern(lay), text) for lay in LAYOUTS[c])}
+        if is_valid(text):
+            kinds.add("gb")
+        assert kinds, f"{text} is in none of the three countries' layouts"
+        if kinds == {"de"}:
+            assert set(text) <= set("ABCDEFGH" + digits)  # only the characters German tiles exist for
+        seen |= kinds
+    assert seen == {"gb", "fr", "de"}
+    # deterministic in the generator's seed, as cached training chunks need
+    a = glyph_plate(np.random.default_rng(9), data, ())
+    b = glyph_plate(np.random.default_rng(9), data, ())
+    assert a is not None and b is not None and a[1] == b[1] and np.array_equal(a[0], b[0])
+
+
+def test_a_country_missing_characters_never_gets_them(tmp_path):
+    data = _data(tmp_path, {"de": "ABC0123"})
+    rng = np.random.default_rng(1)
+    texts = [m[1] for m in (glyph_plate(rng, data, ()) for _ in range(200)) if m is not None]
+    assert texts and all(set(t) <= set("ABC0123") for t in texts)
+
+
+@pytest.mark.parametrize("licences, kept", [(("MIT",), True), (("permissive",), True), (("CC0",), False)])
+def test_the_licence_filter_applies_to_tiles(tmp_path, licences, kept):
+    data = _data(tmp_path, {"gb": "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"})
+    made = glyph_plate(np.random.default_rng(2), data, licences)
+    assert (made is not None) == kept
