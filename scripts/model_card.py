@@ -74,14 +74,7 @@ their labelled boxes (lit, blurred and compressed like the photo around them: re
 crops), with light, blur, noise, JPEG and resolution-loss jitter; the other half the simulated crops
 above. A tenth of `real-read`'s train split (by plate) is held out of training for the confidence
 calibration (`real_data.held_out`). At run time an outline as square as a two-line plate (aspect
-1.6-3.2) is read both ways and the likelier kept.
-
-Real typefaces (session 13, two stages from the reader shipped before, `--real-glyphs 0.5`): half the
-plates composited into real scenes are set from the shared set's real character tiles
-(`scripts/glyph_plates.py`: 3,598 UK Charles Wright tiles cut from real plates and ~600 each German,
-French, Dutch, Belgian, Serbian and Brazilian ones) in each country's layouts, with its spacing,
-background, side band and rim varied, instead of rendered: real stroke shapes, weights and wear of the
-European typefaces, of which the real crops hold a few hundred plates.""",
+1.6-3.2) is read both ways and the likelier kept.""",
     "outline": """A small regression network (a convolution, six separable convolutions down to 3x8 cells, a dense
 layer on the flattened cells so where things are stays the answer) that moves the detector's four
 corners onto the plate's edges (`agent/recognise/outline.py`). Input: 40x128 grey, uint8: the frame
@@ -108,6 +101,15 @@ and 1.9x the height, off centre), each pointing at the labelled box (an axis-ali
 have no corners). Light, blur, noise and JPEG jitter. Real photos' detector boxes were a median 1.2x
 the plate's width and 1.3x its height, a quarter over 1.6x; the simulator-only refiner made them worse.""",
 }
+
+
+# Said of a reader trained with --real-glyphs (reader.json's real_glyphs), after TEXT.
+GLYPH_TEXT = """Real typefaces (`--real-glyphs`): that share of the plates composited into real scenes is set
+from the shared set's real character tiles (`scripts/glyph_plates.py`: 3,598 UK Charles Wright tiles cut
+from real plates and ~600 each German, French, Dutch, Belgian, Serbian and Brazilian ones) in each
+country's layouts, with its spacing, background, side band and rim varied, instead of rendered: real
+stroke shapes, weights and wear of the European typefaces, of which the real crops hold a few hundred
+plates."""
 
 
 # Stages after the residual blocks were added: seed, epochs, lr, further options, work dir, and the
@@ -157,7 +159,8 @@ def _write(name: str, lines: list[str], steps: list[str]) -> None:
 
 def main(name: str) -> None:
     meta = json.loads((ROOT / "models" / f"{name}.json").read_text())
-    lines = [f"# Model card: {name}", "", TEXT[name], "", "| item | value |", "| --- | --- |"]
+    text = f"{TEXT[name]}\n\n{GLYPH_TEXT}" if name == "reader" and meta.get("real_glyphs") else TEXT[name]
+    lines = [f"# Model card: {name}", "", text, "", "| item | value |", "| --- | --- |"]
     for k, v in meta.items():
         lines.append(f"| {k} | {v} |")
     extra = ROOT / "models" / f"{name}.eval.md"
