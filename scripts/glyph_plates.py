@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import train_common  # noqa: F401  (puts the repository on sys.path)
 
+from agent.plates import DIGITS as D
+from agent.plates import LETTERS as L
 from sim.evaluate_real import read_labels
-
-L, D = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
 
 # Layouts per country as groups of L (letter) and D (digit); the groups are set apart on the plate.
 LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
