@@ -18,7 +18,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 def test_fit_recovers_a_known_logistic_model():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4000, len(FEATURES)))
-    true_w = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 1.5, -0.8, -1.2])
+    true_w = np.array([2.0, 0.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 1.5, -0.8, -1.2, 0.7])
     y = (rng.random(4000) < 1 / (1 + np.exp(-(x @ true_w - 0.5)))).astype(float)
     w, b = fit(x, y, l2=1e-4)
     assert np.allclose(w, true_w, atol=0.2) and abs(b + 0.5) < 0.2
@@ -64,3 +64,18 @@ def test_features_and_confidence_are_always_finite_probabilities(vrm, cc, fmt, h
                                              ("349T25719", False), ("DE1234567", False)])
 def test_near_uk_spots_uk_marks_read_one_character_wrong(text, near):
     assert near_uk(text) is near
+
+
+def test_a_read_weighted_twice_counts_as_two_reads():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, len(FEATURES)))
+    y = (rng.random(600) < 1 / (1 + np.exp(-x[:, 0]))).astype(float)
+    twice = np.arange(600) < 200
+    w1, b1 = fit(np.vstack([x, x[twice]]), np.concatenate([y, y[twice]]))
+    w2, b2 = fit(x, y, sample_weight=np.where(twice, 2.0, 1.0))
+    assert np.allclose(w1, w2, atol=1e-6) and abs(b1 - b2) < 1e-6
+    w3, _ = fit(x, y)
+    assert not np.allclose(w1, w3, atol=1e-3)  # the weights did change the fit
+    for bad in (np.ones(5), np.full(600, -1.0), np.zeros(600), np.full(600, np.nan)):
+        with pytest.raises(ValueError, match="sample_weight"):
+            fit(x, y, sample_weight=bad)

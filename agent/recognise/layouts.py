@@ -1,0 +1,69 @@
+"""Registration layouts of other countries, as letter and digit patterns (no separators, as read).
+
+A non-UK read that fits one of them is likelier a real foreign plate than a misread: a UK mark read
+one character wrong (`confidence.near_uk`) is still UK-shaped, and a junk region's read (a badge, a
+phone number, a sticker) rarely has a plate's letter/digit layout. The calibration uses both, so a
+French SIV mark, one character from a UK current-style mark, is not held back for looking like a
+misread UK plate. Patterns from the countries' published formats; only the shape is checked, not
+prefixes or check letters, so the list stays honest for countries whose series change.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+# country -> regular expressions over the read (A-Z, 0-9, no spaces or dashes)
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "fr": (r"[A-Z]{2}\d{3}[A-Z]{2}", r"\d{1,4}[A-Z]{1,3}\d{2}"),  # SIV since 2009; FNI (department last)
+    "de": (r"[A-Z]{1,3}[A-Z]{1,2}\d{1,4}[EH]?",),  # district, letters, number, electric / historic
+    "es": (r"\d{4}[A-Z]{3}", r"[A-Z]{1,2}\d{4}[A-Z]{1,2}"),
+    "it": (r"[A-Z]{2}\d{3}[A-Z]{2}",),
+    "nl": (r"[A-Z]{2}\d{2}\d{2}", r"\d{2}\d{2}[A-Z]{2}", r"\d{2}[A-Z]{2}\d{2}", r"[A-Z]{2}\d{2}[A-Z]{2}",
+           r"[A-Z]{2}[A-Z]{2}\d{2}", r"\d{2}[A-Z]{2}[A-Z]{2}", r"\d{2}[A-Z]{3}\d", r"\d[A-Z]{3}\d{2}",
+           r"[A-Z]{2}\d{3}[A-Z]", r"[A-Z]\d{3}[A-Z]{2}", r"[A-Z]{3}\d{2}[A-Z]", r"\d[A-Z]{2}\d{3}",
+           r"\d{3}[A-Z]{2}\d"),  # the sidecodes
+    "be": (r"\d[A-Z]{3}\d{3}", r"[A-Z]{3}\d{3}"),
+    "pl": (r"[A-Z]{2,3}(?:\d{4,5}|\d{3}[A-Z]{1,2}|\d{2}[A-Z]{1,2}|\d[A-Z]\d{2}|[A-Z]\d{3}|[A-Z]{2}\d{2}"
+           r"|\d{2}[A-Z]\d)",),
+    "cz": (r"\d[A-Z][0-9A-Z]\d{4}",),
+    "sk": (r"[A-Z]{2}\d{3}[A-Z]{2}",),
+    "at": (r"[A-Z]{1,2}\d{1,5}[A-Z]{1,3}",),
+    "ch": (r"[A-Z]{2}\d{1,6}",),
+    "se": (r"[A-Z]{3}\d{2}[0-9A-Z]",),
+    "no": (r"[A-Z]{2}\d{4,5}",),
+    "dk": (r"[A-Z]{2}\d{5}",),
+    "fi": (r"[A-Z]{2,3}\d{1,3}",),
+    "ie": (r"\d{2,3}[A-Z]{1,2}\d{1,6}",),
+    "pt": (r"\d{2}[A-Z]{2}\d{2}", r"\d{4}[A-Z]{2}", r"[A-Z]{2}\d{4}", r"[A-Z]{2}\d{2}[A-Z]{2}"),
+    "ro": (r"[A-Z]{1,2}\d{2,3}[A-Z]{3}",),
+    "bg": (r"[A-Z]{1,2}\d{4}[A-Z]{1,2}",),
+    "hr": (r"[A-Z]{2}\d{3,4}[A-Z]{1,2}",),
+    "rs": (r"[A-Z]{2}\d{3,5}[A-Z]{2}",),
+    "hu": (r"[A-Z]{3}\d{3}", r"[A-Z]{4}\d{3}"),
+    "gr": (r"[A-Z]{3}\d{4}",),
+    "lt": (r"[A-Z]{3}\d{3}",),
+    "lv": (r"[A-Z]{2}\d{1,4}",),
+    "ee": (r"\d{3}[A-Z]{3}",),
+    "si": (r"[A-Z]{2}(?:\d{3}[A-Z]{2}|[A-Z]{1,2}\d{3}|\d{2}[A-Z]{3})",),
+    "ua": (r"[A-Z]{2}\d{4}[A-Z]{2}",),
+    "br": (r"[A-Z]{3}\d[0-9A-Z]\d{2}",),  # old and Mercosur
+    "ar": (r"[A-Z]{2}\d{3}[A-Z]{2}", r"[A-Z]{3}\d{3}"),
+    "in": (r"[A-Z]{2}\d{1,2}[A-Z]{0,3}\d{4}",),
+    "us": (r"\d[A-Z]{3}\d{3}", r"[A-Z]{3}\d{4}", r"\d{3}[A-Z]{3}"),
+}
+
+
+@cache
+def _compiled() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((country, re.compile(rf"(?:{p})\Z")) for country, ps in LAYOUTS.items() for p in ps)
+
+
+def countries(text: str) -> tuple[str, ...]:
+    """The countries whose layout `text` fits (empty: none)."""
+    return tuple(dict.fromkeys(c for c, p in _compiled() if p.match(text)))
+
+
+def national_layout(text: str) -> bool:
+    """Whether `text` fits some country's registration layout (see module docstring)."""
+    return any(p.match(text) for _, p in _compiled())
