@@ -109,15 +109,3 @@ def test_first_views_agreeing_end_the_reading():
     assert not first_views_agree([same[0], decode(probs_for("AB12CBE"))])
     assert not first_views_agree([same[0], None])
 
-
-def test_views_that_never_agree_are_scattered():
-    from agent.recognise.consensus import views_scattered
-    from agent.recognise.decode import Reading
-
-    def r(text, complete=True):
-        return Reading(text, 0.5, (0.5,) * len(text), "unknown", complete)
-
-    assert views_scattered([r("AB12"), r("A812"), None, r("XY")])
-    assert not views_scattered([r("AB12"), r("A812"), r("AB12"), None])
-    # a partial read never counts as agreement: the covered characters may differ
-    assert views_scattered([r("AB1", False), r("AB1", False), r("CD")])

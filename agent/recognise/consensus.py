@@ -39,7 +39,6 @@ VIEWS = (View(0.25, 0.40), View(0.25, 0.40, -0.03), View(0.25, 0.40, 0.03), View
          View(0.25, 0.25), View(0.25, 0.60), View(0.25, 0.40, 0.0, -0.06), View(0.25, 0.40, 0.0, 0.06),
          View(0.10, 0.30), View(0.20, 0.30), View(0.40, 0.55), View(0.25, 0.40, -0.015), View(0.25, 0.40, 0.015))
 FIRST_VIEWS = 2  # read first; more only when these disagree
-SCATTER_VIEWS = 4  # when no two of this many views read the same text, more views will not settle it
 DEFAULT_VIEWS = len(VIEWS)
 
 
@@ -104,13 +103,6 @@ def first_views_hopeless(readings: list[Reading | None]) -> bool:
     more crops would read (lamps, grilles and text a detector took for a plate); no further views."""
     first = readings[:FIRST_VIEWS]
     return all(r is None or len(r.vrm) < 4 for r in first) and len({r.vrm for r in first if r}) != 1
-
-
-def views_scattered(readings: list[Reading | None]) -> bool:
-    """No two of the views so far read the same complete text: clutter, or a plate past reading, that
-    the remaining views would only spend time on (real photographs' junk regions read like this)."""
-    texts = [r.vrm for r in readings if r is not None and r.complete]
-    return len(texts) == len(set(texts))
 
 
 def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = None) -> Consensus:

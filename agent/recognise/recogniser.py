@@ -15,13 +15,11 @@ from agent.recognise.confidence import ConfidenceModel, read_features
 from agent.recognise.consensus import (
     DEFAULT_VIEWS,
     FIRST_VIEWS,
-    SCATTER_VIEWS,
     VIEWS,
     Consensus,
     first_views_agree,
     first_views_hopeless,
     read_views,
-    views_scattered,
 )
 from agent.recognise.decode import Reading, decode
 from agent.recognise.detector import Detection, PlateDetector, _iou, overlap
@@ -139,8 +137,6 @@ class Recogniser:
         readings: list[Reading | None] = []
         for i, v in enumerate(VIEWS[: self.views]):
             if i == FIRST_VIEWS and (first_views_agree(readings) or first_views_hopeless(readings)):
-                break
-            if i == SCATTER_VIEWS and views_scattered(readings):
                 break
             a = time.perf_counter()
             try:
