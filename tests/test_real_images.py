@@ -19,11 +19,11 @@ FIXTURE = ROOT / "tests" / "data" / "real"
 MODELS = ROOT / "models"
 
 # Floors under what the shipped models measured on this fixture (`anpr-edge eval tests/data/real/read.jsonl`:
-# 14 of 26 crops exact, where the reader before real-photo training read 0; `.../detect.jsonl`: 37 of 45
-# plates found at IoU 0.5 with 6.0 junk detections an image, where the simulator-trained detector alone
-# found 8, and 25 before the outline refiner learnt real photos): a regression on real photographs fails.
-MIN_CROP_EXACT = 0.45
-MIN_DETECTION_RECALL = 0.75
+# 15 of 26 crops exact in session 14, where the reader before real-photo training read 0; `.../detect.jsonl`:
+# 39 of 45 plates found at IoU 0.5 with 6.1 junk detections an image, where the simulator-trained detector
+# alone found 8, and 25 before the outline refiner learnt real photos): a regression on real photographs fails.
+MIN_CROP_EXACT = 0.5
+MIN_DETECTION_RECALL = 0.8
 MAX_JUNK_PER_IMAGE = 7.0
 
 
