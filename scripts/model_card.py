@@ -201,8 +201,9 @@ def main(name: str) -> None:
             f"{meta['schedule_epochs']} --lr {meta['lr']} --init-from train-runs/reader/ckpt.weights.h5 --work "
             f"train-runs/reader2` (writes models/reader.tflite and reader.json; {meta['train_wall_s']} s, incl. "
             "~12 min making the real crops, beside the detector's training)",
-            "models/confidence.json is the calibration of the reader before (`git checkout 441bc90 -- "
-            "models/confidence.json`; the refit with `--real` is measured in the card, not shipped)",
+            "with the scripts of session 14 (commit 35b5ffa or later): `python scripts/fit_confidence.py --real "
+            "../shared/data` (models/confidence.json: 6,000 simulated scenes and the real reads, weighted by "
+            "group; 785 s)",
         ]
         _write(name, lines, steps)
         return
