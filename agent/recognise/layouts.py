@@ -59,6 +59,14 @@ def _compiled() -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple((country, re.compile(rf"(?:{p})\Z")) for country, ps in LAYOUTS.items() for p in ps)
 
 
+@cache
+def _any_layout() -> re.Pattern[str]:
+    """Every distinct pattern in one expression: `national_layout` runs for every read the unit makes,
+    and several countries share a shape (LL 999 LL: France, Italy, Slovakia, Argentina)."""
+    unique = dict.fromkeys(p for ps in LAYOUTS.values() for p in ps)
+    return re.compile("(?:" + "|".join(f"(?:{p})" for p in unique) + r")\Z")
+
+
 def countries(text: str) -> tuple[str, ...]:
     """The countries whose layout `text` fits (empty: none)."""
     return tuple(dict.fromkeys(c for c, p in _compiled() if p.match(text)))
@@ -66,4 +74,4 @@ def countries(text: str) -> tuple[str, ...]:
 
 def national_layout(text: str) -> bool:
     """Whether `text` fits some country's registration layout (see module docstring)."""
-    return any(p.match(text) for _, p in _compiled())
+    return _any_layout().match(text) is not None

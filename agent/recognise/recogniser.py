@@ -39,7 +39,7 @@ AMBIGUOUS_ASPECT = (1.6, 3.2)
 MAX_PLATES = 8  # plates read per image, likeliest first: more are clutter a detector took for plates
 # per image, for the likeliest plate that read badly: on real photographs most regions that read badly
 # are clutter, and a second look costs three detector runs and the reads of what they find (with two,
-# second looks were 45 % of a real dev photo's time, with no more plates read in the real dev scenes or
+# second looks were over 40 % of a real dev photo's time, with no more plates read in the real dev scenes or
 # the simulated held-out scenes than with one)
 MAX_SECOND_LOOKS = 1
 SAME_PLATE_OVERLAP = 0.5  # two outlines sharing more than this of the smaller one are one plate
