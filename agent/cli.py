@@ -144,6 +144,9 @@ def recognise(
     all_reads: Annotated[bool, typer.Option("--all", help="Also show reads under the threshold, each marked "
                                                           "published true/false.")] = False,
     tile: Annotated[bool, typer.Option(help="Also look at tiles of very large images (slower).")] = False,
+    magnify: Annotated[bool | None, typer.Option(
+        "--magnify/--no-magnify", help="Look at images smaller than 640x480 twice as large as well "
+                                       "(default: the configuration's, else on).")] = None,
     threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
                      ] = MAX_VIEWS,
@@ -161,13 +164,14 @@ def recognise(
         models = models or cfg.recogniser.models_dir
         thr = cfg.recogniser.min_confidence
         tile = tile or cfg.recogniser.tile
+        magnify = cfg.recogniser.magnify if magnify is None else magnify
     thr = thr if min_confidence is None else min_confidence
     files = _image_files(paths)
     if not files:
         typer.echo("error: no images in " + ", ".join(map(str, paths)), err=True)
         raise typer.Exit(2)
     try:
-        rec = Recogniser(models, threads, views=views, tile=tile)
+        rec = Recogniser(models, threads, views=views, tile=tile, magnify=True if magnify is None else magnify)
     except RecogniserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -315,6 +319,8 @@ def bench_recognise_cmd(
     images: Annotated[Path | None, typer.Option(help="Also time every image in this folder (real photos).")
                       ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Most images timed from --images.")] = 300,
+    magnify: Annotated[bool, typer.Option(help="Look at --images smaller than 640x480 twice as large as well "
+                                               "(what `recognise` does by default).")] = True,
 ) -> None:
     """Per-stage times and whole-image p50/p99, one thread: simulated 1280x720 frames with one and three
     plates and, with --images, real photographs."""
@@ -326,7 +332,7 @@ def bench_recognise_cmd(
         if not files:
             typer.echo(f"error: no images in {images}", err=True)
             raise typer.Exit(2)
-        result["images"] = bench_images(models, files)
+        result["images"] = bench_images(models, files, magnify)
     typer.echo(json.dumps(result, indent=2))
 
 

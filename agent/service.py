@@ -160,7 +160,8 @@ class Unit:
             self.gnss = SerialGnss(cfg.gnss.serial_port, cfg.gnss.baudrate)
         self.clock = Clock(self.gnss.fix if self.gnss else None)
         self.recogniser = Recogniser(cfg.recogniser.models_dir, cfg.recogniser.threads,
-                                     views=cfg.recogniser.views, tile=cfg.recogniser.tile)
+                                     views=cfg.recogniser.views, tile=cfg.recogniser.tile,
+                                     magnify=cfg.recogniser.magnify)
         self.audit = AuditLog(state / "audit", cfg.audit.max_bytes, cfg.audit.keep)
         self.hotlist = build_hotlist(cfg, self.audit)
         self.outbox = Outbox(state / "outbox.sqlite", cfg.storage.outbox_max_bytes,

@@ -1,9 +1,12 @@
 """Detector post-processing on probability maps drawn by hand: plate geometry and merged regions."""
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.recognise.detector import PlateDetector
 from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W
@@ -87,3 +90,51 @@ def test_other_outlines_include_the_whole_plate_a_piece_belongs_to(det, monkeypa
     assert det.alternatives(grey, piece) == []
     monkeypatch.setattr(det, "probability_map", lambda img: (draw([]), 1.0))
     assert det.alternatives(grey, piece) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(16, 5000), st.integers(16, 4000))
+def test_magnified_windows_cover_small_images_at_twice_the_scale(width, height):
+    """Tiles of a photograph smaller than 640x480 cover all of it, overlapping, each letterboxed MAGNIFY
+    times as large as the whole image; 640x480 and larger frames get none."""
+    from agent.recognise.detector import MAGNIFY, MAGNIFY_MIN_SCALE, MAGNIFY_OVERLAP, magnified_windows
+
+    s0 = min(DET_W / width, DET_H / height)
+    tiles = magnified_windows(width, height)
+    if s0 < MAGNIFY_MIN_SCALE:
+        assert tiles == []
+        return
+    assert len(tiles) >= 2
+    covered = np.zeros((height, width), bool)
+    for x0, y0, x1, y1 in tiles:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        covered[y0:y1, x0:x1] = True
+        # the tile is the detector input's size at MAGNIFY times the whole image's letterbox scale
+        assert x1 - x0 == width or abs((x1 - x0) - DET_W / (MAGNIFY * s0)) <= 0.5
+        assert y1 - y0 == height or abs((y1 - y0) - DET_H / (MAGNIFY * s0)) <= 0.5
+    assert covered.all()
+    xs, ys = sorted({t[0] for t in tiles}), sorted({t[1] for t in tiles})
+    for starts, size in ((xs, tiles[0][2] - tiles[0][0]), (ys, tiles[0][3] - tiles[0][1])):
+        assert all(b - a <= size * (1 - MAGNIFY_OVERLAP) + 1 for a, b in pairwise(starts))
+
+
+@pytest.mark.parametrize(("size", "magnify", "runs"), [((240, 320), True, 7), ((240, 320), False, 1),
+                                                       ((480, 640), True, 1), ((720, 1280), True, 1)])
+def test_small_photographs_get_the_magnified_pass_with_the_finder(size, magnify, runs):
+    """The whole-frame pass runs the finder once; a 320x240 photo runs it once more a magnified tile
+    (six), and the simulator-trained detector never on them (it added clutter and found fewer)."""
+    calls = {"finder": 0, "detector": 0}
+
+    class Counting(Model):
+        def __init__(self, path, name):
+            super().__init__(path)
+            self.name = name
+
+        def run(self, x):
+            calls[self.name] += 1
+            return super().run(x)
+
+    d = PlateDetector(Counting(MODELS / "detector.tflite", "detector"), finder=Counting(MODELS / "finder.tflite",
+                      "finder"), finder_threshold=0.85, finder_adds=True, magnify=magnify)
+    d.detect(np.random.default_rng(1).integers(0, 255, size, dtype=np.uint8))
+    assert calls == {"finder": runs, "detector": 1}

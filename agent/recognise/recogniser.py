@@ -91,11 +91,13 @@ class Recogniser:
     """Loads the models once; `recognise` is safe to call for every frame."""
 
     def __init__(self, models_dir: Path | str | None = None, threads: int = 1, det_threshold: float = 0.5,
-                 views: int = DEFAULT_VIEWS, calibrated: bool = True, tile: bool = False) -> None:
+                 views: int = DEFAULT_VIEWS, calibrated: bool = True, tile: bool = False,
+                 magnify: bool = True) -> None:
         """`models_dir` None: the shipped models (`runtime.shipped_models_dir`). `calibrated=False`
         reports the reader's own probabilities (for fitting a new calibration). `tile`: also look at
         tiles of frames much larger than the detector input (slower; for plates a few dozen pixels wide
-        in very large photographs)."""
+        in very large photographs). `magnify`: look at photographs smaller than 640x480 twice as
+        large as well (`detector.magnified_windows`)."""
         if not 1 <= views <= len(VIEWS):
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
         self.views = views
@@ -103,6 +105,7 @@ class Recogniser:
         self.models_dir = d
         finder = d / "finder.tflite"  # optional: a detector for the whole-frame pass (PlateDetector)
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile,
+                                      magnify=magnify,
                                       finder=Model(finder, threads) if finder.is_file() else None,
                                       **_finder_settings(d / "finder.json"))
         self.reader = Model(d / "reader.tflite", threads)

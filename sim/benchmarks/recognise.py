@@ -46,11 +46,11 @@ def _summary(per_frame: list[float], stages: StageTimes, reads: int, n: int) -> 
     }
 
 
-def bench_images(models_dir: Path | None, files: list[Path]) -> dict[str, object]:
+def bench_images(models_dir: Path | None, files: list[Path], magnify: bool = True) -> dict[str, object]:
     """Whole-image time (decoded image in, reads out) over real photographs, one thread: each image
     once after a warm-up on the first few. Unreadable files are counted, not timed."""
     cv2.setNumThreads(1)
-    rec = Recogniser(models_dir, threads=1)
+    rec = Recogniser(models_dir, threads=1, magnify=magnify)
     imgs = [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
     if not imgs:
         raise ValueError("no readable images")
