@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.recognise import Recogniser
-from agent.recognise.consensus import ctc_log_likelihood, greedy_labels, read_views
+from agent.recognise.consensus import ctc_log_likelihood, ctc_log_likelihoods, greedy_labels, read_views
 from agent.recognise.decode import decode
 from agent.recognise.preprocess import BLANK, HIDDEN, N_CLASSES
 from agent.recognise.rectify import crop_plate
@@ -36,6 +36,47 @@ def test_ctc_likelihood_is_the_sum_over_all_alignments(seed, labels, steps):
         assert got < -60
     else:
         assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), options=st.lists(st.lists(st.integers(0, 5), max_size=8), min_size=1,
+                                                       max_size=5), views=st.integers(1, 3), steps=st.integers(1, 10))
+def test_ctc_likelihoods_of_several_texts_at_once_equal_each_alone(seed, options, views, steps):
+    """Padded to the longest, each option (any length, repeats, empty, longer than the steps) scores as
+    it would alone."""
+    p = np.random.default_rng(seed).dirichlet(np.ones(N_CLASSES), size=(views, steps))
+    got = ctc_log_likelihoods(p, options)
+    assert got.shape == (len(options), views)
+    for lab, row in zip(options, got, strict=True):
+        want = brute_force(p[0], lab) if views == 1 and len(lab) <= 3 and steps <= 5 else None
+        alone = _one_at_a_time(p, lab)
+        assert np.allclose(row, alone, rtol=1e-9, atol=1e-9)
+        if want is not None and want > -60:
+            assert row[0] == pytest.approx(want, rel=1e-6)
+
+
+def _one_at_a_time(p: np.ndarray, labels: list[int]) -> np.ndarray:
+    """The CTC forward pass for one text, written out plainly (the reference for the batched one)."""
+    ext = [BLANK] + [x for c in labels for x in (c, BLANK)]
+    views, steps, _ = p.shape
+    if len(labels) > steps:
+        return np.full(views, -np.inf)
+    out = np.empty(views)
+    for v in range(views):
+        lp = np.log(np.maximum(p[v][:, ext], 1e-30))
+        a = np.full(len(ext), -np.inf)
+        a[0] = lp[0, 0]
+        if len(ext) > 1:
+            a[1] = lp[0, 1]
+        for t in range(1, steps):
+            b = a.copy()
+            for s in range(1, len(ext)):
+                b[s] = np.logaddexp(b[s], a[s - 1])
+                if s >= 2 and ext[s] != BLANK and ext[s] != ext[s - 2]:
+                    b[s] = np.logaddexp(b[s], a[s - 2])
+            a = b + lp[t]
+        out[v] = np.logaddexp(a[-1], a[-2]) if len(ext) > 1 else a[-1]
+    return out
 
 
 def test_views_that_agree_give_full_agreement():

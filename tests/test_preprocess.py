@@ -49,3 +49,13 @@ def test_reader_input_is_the_locally_stretched_crop():
 def test_any_crop_gives_a_reader_input(img, two_line):
     x = reader_input(img, two_line)
     assert x.shape == (READER_H, READER_W) and x.dtype == np.uint8
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 40), st.integers(1, 256),
+       st.lists(st.floats(0, 100), min_size=1, max_size=4))
+def test_histogram_percentiles_equal_numpys(seed, h, w, levels, qs):
+    from agent.recognise.preprocess import percentiles_u8
+
+    img = np.random.default_rng(seed).integers(0, levels, (h, w)).astype(np.uint8)
+    assert np.allclose(percentiles_u8(img, tuple(qs)), np.percentile(img, qs), rtol=0, atol=1e-9)

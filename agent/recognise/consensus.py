@@ -65,31 +65,43 @@ def _labels(r: Reading, probs: np.ndarray) -> tuple[int, ...]:
 
 def ctc_log_likelihood(probs: np.ndarray, labels: list[int]) -> np.ndarray:
     """log P(labels | each view): probs is (views, T, classes); CTC forward over all alignments."""
+    return ctc_log_likelihoods(probs, [labels])[0]
+
+
+def ctc_log_likelihoods(probs: np.ndarray, options: list[list[int]]) -> np.ndarray:
+    """log P(labels | each view) for each of `options` at once, (options, views): one CTC forward
+    pass with the options' extended label sequences padded to the longest (a state only ever feeds the
+    states after it, so the padding never reaches an option's own last two states)."""
     p = np.asarray(probs, np.float64)
     if p.ndim == 2:
         p = p[None]
-    ext = [BLANK]
-    for c in labels:
-        ext += [c, BLANK]
     n_views, steps, _ = p.shape
-    s = len(ext)
-    if len(labels) > steps:
-        return np.full(n_views, -np.inf)
-    ext_a = np.array(ext)
-    lp = np.log(np.maximum(p[:, :, ext_a], 1e-30))  # views, T, S
-    skip = np.zeros(s, bool)
-    skip[2:] = (ext_a[2:] != BLANK) & (ext_a[2:] != ext_a[:-2])
-    a = np.full((n_views, s), -np.inf)
-    a[:, 0] = lp[:, 0, 0]
+    exts = [[BLANK] + [x for c in lab for x in (c, BLANK)] for lab in options]
+    s = max(len(e) for e in exts)
+    ext_a = np.array([e + [BLANK] * (s - len(e)) for e in exts])  # options, S
+    lp = np.log(np.maximum(p[:, :, ext_a], 1e-30)).transpose(2, 0, 1, 3)  # options, views, T, S
+    skip = np.zeros(ext_a.shape, bool)
+    skip[:, 2:] = (ext_a[:, 2:] != BLANK) & (ext_a[:, 2:] != ext_a[:, :-2])
+    n_opt = len(options)
+    a = np.full((n_opt, n_views, s), -np.inf)
+    a[:, :, 0] = lp[:, :, 0, 0]
     if s > 1:
-        a[:, 1] = lp[:, 0, 1]
-    neg = np.full((n_views, 2), -np.inf)
+        a[:, :, 1] = lp[:, :, 0, 1]
+    neg = np.full((n_opt, n_views, 2), -np.inf)
+    no_skip = np.broadcast_to(~skip[:, None, :], a.shape)
     for t in range(1, steps):
-        one = np.concatenate([neg[:, :1], a[:, :-1]], axis=1)
-        two = np.concatenate([neg, a[:, :-2]], axis=1)
-        two[:, ~skip] = -np.inf
-        a = np.logaddexp(np.logaddexp(a, one), two) + lp[:, t]
-    return np.logaddexp(a[:, -1], a[:, -2]) if s > 1 else a[:, -1]
+        one = np.concatenate([neg[:, :, :1], a[:, :, :-1]], axis=2)
+        two = np.concatenate([neg, a[:, :, :-2]], axis=2)[:, :, :s]
+        two[no_skip] = -np.inf
+        a = np.logaddexp(np.logaddexp(a, one), two) + lp[:, :, t]
+    out = np.empty((n_opt, n_views))
+    for i, (lab, e) in enumerate(zip(options, exts, strict=True)):
+        n = len(e)
+        if len(lab) > steps:
+            out[i] = -np.inf
+        else:
+            out[i] = np.logaddexp(a[i, :, n - 1], a[i, :, n - 2]) if n > 1 else a[i, :, n - 1]
+    return out
 
 
 def first_views_agree(readings: list[Reading | None]) -> bool:
@@ -117,7 +129,7 @@ def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = 
         best_labels = options[0]
     else:
         stack = np.stack([np.asarray(p, np.float32) for p in probs])
-        scores = [float(ctc_log_likelihood(stack, list(lab)).sum()) for lab in options]
+        scores = ctc_log_likelihoods(stack, [list(lab) for lab in options]).sum(axis=1)
         best_labels = options[int(np.argmax(scores))]
     same = [r for r, lab in read if lab == best_labels]
     return Consensus(max(same, key=lambda r: r.confidence), len(same) / len(probs), hidden)

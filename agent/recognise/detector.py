@@ -266,11 +266,13 @@ class PlateDetector:
         t = self.threshold if threshold is None else threshold
         mask = (prob >= t).astype(np.uint8)
         # grow each component a little so its soft edge (probabilities under the threshold) is included
-        n, labels, _stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(mask, np.ones((3, 3), np.uint8)),
-                                                               connectivity=8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(mask, np.ones((3, 3), np.uint8)),
+                                                              connectivity=8)
         out = []
         for k in range(1, n):
-            ys, xs = np.nonzero(labels == k)
+            x0, y0, bw, bh = (int(v) for v in stats[k, :4])
+            ys, xs = np.nonzero(labels[y0:y0 + bh, x0:x0 + bw] == k)  # its own box only: the same cells, in order
+            ys, xs = ys + y0, xs + x0
             p = prob[ys, xs]
             if int((p >= t).sum()) < self.min_cells:
                 continue
@@ -326,8 +328,9 @@ class PlateDetector:
 
     @staticmethod
     def _suppress(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
-        keep: list[Detection] = []
+        keep: list[tuple[Detection, tuple[int, int, int, int]]] = []
         for d in sorted(dets, key=lambda d: -d.score):
-            if all(_iou(d.bbox, k.bbox) < iou for k in keep):
-                keep.append(d)
-        return keep
+            b = d.bbox
+            if all(_iou(b, kb) < iou for _, kb in keep):
+                keep.append((d, b))
+        return [d for d, _ in keep]
