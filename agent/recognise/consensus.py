@@ -70,38 +70,46 @@ def ctc_log_likelihood(probs: np.ndarray, labels: list[int]) -> np.ndarray:
 
 def ctc_log_likelihoods(probs: np.ndarray, options: list[list[int]]) -> np.ndarray:
     """log P(labels | each view) for each of `options` at once, (options, views): one CTC forward
-    pass with the options' extended label sequences padded to the longest (a state only ever feeds the
-    states after it, so the padding never reaches an option's own last two states)."""
-    p = np.asarray(probs, np.float64)
+    pass over the options' extended label sequences padded to the longest (padded states are kept at
+    zero). In probabilities scaled to sum to one at each step, the scales' logs added up: the same
+    likelihoods as the log-space recursion at a fraction of its cost."""
+    p = np.maximum(np.asarray(probs, np.float64), 1e-30)
     if p.ndim == 2:
         p = p[None]
     n_views, steps, _ = p.shape
     exts = [[BLANK] + [x for c in lab for x in (c, BLANK)] for lab in options]
     s = max(len(e) for e in exts)
     ext_a = np.array([e + [BLANK] * (s - len(e)) for e in exts])  # options, S
-    lp = np.log(np.maximum(p[:, :, ext_a], 1e-30)).transpose(2, 0, 1, 3)  # options, views, T, S
-    skip = np.zeros(ext_a.shape, bool)
+    real = (np.arange(s)[None, :] < np.array([len(e) for e in exts])[:, None])[:, None, :].astype(np.float64)
+    px = p[:, :, ext_a].transpose(2, 0, 1, 3) * real[:, :, None, :]  # options, views, T, S
+    skip = np.zeros(ext_a.shape, np.float64)
     skip[:, 2:] = (ext_a[:, 2:] != BLANK) & (ext_a[:, 2:] != ext_a[:, :-2])
+    skip = skip[:, None, :]
     n_opt = len(options)
-    a = np.full((n_opt, n_views, s), -np.inf)
-    a[:, :, 0] = lp[:, :, 0, 0]
+    a = np.zeros((n_opt, n_views, s))
+    a[:, :, 0] = px[:, :, 0, 0]
     if s > 1:
-        a[:, :, 1] = lp[:, :, 0, 1]
-    neg = np.full((n_opt, n_views, 2), -np.inf)
-    no_skip = np.broadcast_to(~skip[:, None, :], a.shape)
-    for t in range(1, steps):
-        one = np.concatenate([neg[:, :, :1], a[:, :, :-1]], axis=2)
-        two = np.concatenate([neg, a[:, :, :-2]], axis=2)[:, :, :s]
-        two[no_skip] = -np.inf
-        a = np.logaddexp(np.logaddexp(a, one), two) + lp[:, :, t]
-    out = np.empty((n_opt, n_views))
-    for i, (lab, e) in enumerate(zip(options, exts, strict=True)):
-        n = len(e)
-        if len(lab) > steps:
-            out[i] = -np.inf
-        else:
-            out[i] = np.logaddexp(a[i, :, n - 1], a[i, :, n - 2]) if n > 1 else a[i, :, n - 1]
-    return out
+        a[:, :, 1] = px[:, :, 0, 1]
+    log_scale = np.zeros((n_opt, n_views))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(steps):
+            if t:
+                nxt = a.copy()
+                nxt[:, :, 1:] += a[:, :, :-1]
+                nxt[:, :, 2:] += a[:, :, :-2] * skip[:, :, 2:]
+                a = nxt * px[:, :, t]
+            c = a.sum(axis=2)
+            log_scale += np.log(c)
+            a = a / np.where(c > 0, c, 1.0)[:, :, None]
+        out = np.empty((n_opt, n_views))
+        for i, (lab, e) in enumerate(zip(options, exts, strict=True)):
+            n = len(e)
+            if len(lab) > steps:
+                out[i] = -np.inf
+            else:
+                end = a[i, :, n - 1] + (a[i, :, n - 2] if n > 1 else 0.0)
+                out[i] = np.log(end) + log_scale[i]
+    return np.where(np.isnan(out), -np.inf, out)
 
 
 def first_views_agree(readings: list[Reading | None]) -> bool:
