@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -15,17 +17,22 @@ def plate_transform(quad: np.ndarray, margin_w: float = MARGIN_W, margin_h: floa
     """The perspective matrix from image to crop, and the crop's (width, height): what `crop_plate`
     cuts, for code that also needs to map points between the two (the outline refiner)."""
     q = np.asarray(quad, np.float64)
-    c = q.mean(axis=0) + shift * (q[1] - q[0] + q[2] - q[3]) / 2 - shift_up * (q[3] - q[0] + q[2] - q[1]) / 2
-    w = float(np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
-    h = float(np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    # plain float arithmetic: this runs for every crop of every region (a dozen a plate)
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = q.tolist()
+    ux, uy = (x1 - x0 + x2 - x3) / 2, (y1 - y0 + y2 - y3) / 2
+    vx, vy = (x3 - x0 + x2 - x1) / 2, (y3 - y0 + y2 - y1) / 2
+    cx = (x0 + x1 + x2 + x3) / 4 + shift * ux - shift_up * vx
+    cy = (y0 + y1 + y2 + y3) / 4 + shift * uy - shift_up * vy
+    w = (math.hypot(x1 - x0, y1 - y0) + math.hypot(x2 - x3, y2 - y3)) / 2
+    h = (math.hypot(x3 - x0, y3 - y0) + math.hypot(x2 - x1, y2 - y1)) / 2
     if w < 2 or h < 2:
         raise ValueError(f"plate region too small: {w:.1f}x{h:.1f} px")
-    u = (q[1] - q[0] + q[2] - q[3]) / 2
-    v = (q[3] - q[0] + q[2] - q[1]) / 2
-    u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+    nu, nv = math.hypot(ux, uy), math.hypot(vx, vy)
     W, H = w * (1 + margin_w), h * (1 + margin_h)
-    src = np.array([c - u * W / 2 - v * H / 2, c + u * W / 2 - v * H / 2, c + u * W / 2 + v * H / 2,
-                    c - u * W / 2 + v * H / 2], np.float32)
+    ax, ay = ux / nu * W / 2, uy / nu * W / 2
+    bx, by = vx / nv * H / 2, vy / nv * H / 2
+    src = np.array([[cx - ax - bx, cy - ay - by], [cx + ax - bx, cy + ay - by], [cx + ax + bx, cy + ay + by],
+                    [cx - ax + bx, cy - ay + by]], np.float32)
     k = min(1.0, max_w / W)
     ow, oh = max(8, int(round(W * k))), max(4, int(round(H * k)))
     dst = np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], np.float32)
