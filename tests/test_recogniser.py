@@ -387,3 +387,29 @@ def test_tilted_outlines_fill_their_box():
         assert abs(np.dot(top, side)) < 1e-6 * np.linalg.norm(top) * np.linalg.norm(side)  # a rectangle
         assert np.linalg.norm(top) > 1.2 * np.linalg.norm(side)  # wider than tall, as plates are
     assert tilted_outlines(np.array([[0, 0], [300, 0], [300, 60], [0, 60]], np.float64)) == []  # a level plate's box
+
+
+def test_recognise_cli_magnifies_small_photos_unless_told_not_to(tmp_path):
+    """`--no-magnify` and a configuration's `magnify = false` read a small photo as the recogniser
+    without the magnified pass does; by default it is read with it."""
+    from agent.config import load
+
+    img = ROOT / "tests" / "data" / "real" / "images" / "amvd_00006.jpg"  # 400x196: magnified
+    picture = cv2.imread(str(img))
+    want = {m: [r.vrm for r in Recogniser(MODELS, threads=1, magnify=m).recognise(picture)] for m in (True, False)}
+    assert want[True] != want[False]  # the two passes see this photo differently: the flag is tested
+    cfg = tmp_path / "unit.toml"
+    text = (ROOT / "config.example.toml").read_text().replace("magnify = true", "magnify = false")
+    cfg.write_text(text)
+    assert load(cfg).recogniser.magnify is False  # the example, changed, is still a valid configuration
+
+    def vrms(*args: str) -> list[str]:
+        res = CliRunner().invoke(app, ["recognise", str(img), "--json", "--all", *args])
+        assert res.exit_code == 0, res.output
+        (line,) = [json.loads(x) for x in res.output.splitlines() if x.startswith("{")]
+        return [r["vrm"] for r in line["reads"]]
+
+    assert vrms() == want[True]
+    assert vrms("--no-magnify") == want[False]
+    assert vrms("--config", str(cfg)) == want[False]
+    assert vrms("--config", str(cfg), "--magnify") == want[True]
