@@ -165,13 +165,14 @@ def recognise(
         thr = cfg.recogniser.min_confidence
         tile = tile or cfg.recogniser.tile
         magnify = cfg.recogniser.magnify if magnify is None else magnify
+    magnify = True if magnify is None else magnify
     thr = thr if min_confidence is None else min_confidence
     files = _image_files(paths)
     if not files:
         typer.echo("error: no images in " + ", ".join(map(str, paths)), err=True)
         raise typer.Exit(2)
     try:
-        rec = Recogniser(models, threads, views=views, tile=tile, magnify=True if magnify is None else magnify)
+        rec = Recogniser(models, threads, views=views, tile=tile, magnify=magnify)
     except RecogniserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -91,7 +91,7 @@ def ctc_log_likelihoods(probs: np.ndarray, options: list[list[int]]) -> np.ndarr
     if s > 1:
         a[:, :, 1] = px[:, :, 0, 1]
     log_scale = np.zeros((n_opt, n_views))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore"):  # log(0): a text no alignment gives
         for t in range(steps):
             if t:
                 nxt = a.copy()
@@ -109,7 +109,7 @@ def ctc_log_likelihoods(probs: np.ndarray, options: list[list[int]]) -> np.ndarr
             else:
                 end = a[i, :, n - 1] + (a[i, :, n - 2] if n > 1 else 0.0)
                 out[i] = np.log(end) + log_scale[i]
-    return np.where(np.isnan(out), -np.inf, out)
+    return out
 
 
 def first_views_agree(readings: list[Reading | None]) -> bool:

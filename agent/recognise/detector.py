@@ -5,10 +5,10 @@ large photographs at a finer scale only when asked, `tile`). A photograph smalle
 320x240 or 416x416 photo, which the letterbox hardly shrinks) is also looked at MAGNIFY times larger,
 in a few tiles (`magnified_windows`): its far plates are 20-30 px wide, too small for the detector at
 the letterbox's scale. Each plate found is then looked at again in a window around it, scaled so the
-plate is about REFINE_WIDTH detector pixels
-wide: at the frame's scale a plate is only a few mask cells tall, and its outline (which the reader's
-crop follows) comes out about a third more exact from the closer look. The likeliest FULL_LOOKS
-regions get a detector run each for it; the rest share runs, four quarter-size windows to a run.
+plate is about REFINE_WIDTH detector pixels wide: at the frame's scale a plate is only a few mask
+cells tall, and its outline (which the reader's crop follows) comes out about a third more exact from
+the closer look. The likeliest FULL_LOOKS regions get a detector run each for it; the rest share
+runs, four quarter-size windows to a run.
 A plate sloping 25 degrees or more can come out of the frame's mask in pieces, and one beside a
 bright surround merged with it; for a detection that read badly the recogniser tries the other
 outlines `alternatives` finds.
