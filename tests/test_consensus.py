@@ -150,3 +150,17 @@ def test_first_views_agreeing_end_the_reading():
     assert not first_views_agree([same[0], decode(probs_for("AB12CBE"))])
     assert not first_views_agree([same[0], None])
 
+
+
+def test_first_views_that_disagree_unsure_of_their_characters_end_the_reading():
+    """Junk regions read as unsure, disagreeing text: more crops would not read them (HOPEFUL_MEAN)."""
+    from agent.recognise.consensus import HOPEFUL_MEAN, first_views_hopeless
+
+    unsure = [decode(probs_for("AB12CDE", conf=0.3)), decode(probs_for("XB12CDF", conf=0.3))]
+    assert all(np.mean(r.char_confidences) < HOPEFUL_MEAN for r in unsure)
+    assert first_views_hopeless(unsure)
+    assert first_views_hopeless([unsure[0], None])
+    sure = decode(probs_for("AB12CDE", conf=0.9))
+    assert np.mean(sure.char_confidences) >= HOPEFUL_MEAN
+    assert not first_views_hopeless([sure, unsure[1]])  # one view sure enough: look further
+    assert not first_views_hopeless([unsure[1], sure])

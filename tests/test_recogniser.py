@@ -413,3 +413,17 @@ def test_recognise_cli_magnifies_small_photos_unless_told_not_to(tmp_path):
     assert vrms("--no-magnify") == want[False]
     assert vrms("--config", str(cfg)) == want[False]
     assert vrms("--config", str(cfg), "--magnify") == want[True]
+
+
+def test_a_second_look_keeps_uk_reads_from_pieces_but_not_from_longer_plates():
+    """A piece of a UK plate read as non-UK text never replaces the UK read; a longer, likelier
+    non-UK read (a foreign plate whose first crops read as a short UK-looking mark) does."""
+    from agent.recognise.decode import Reading
+    from agent.recognise.recogniser import _better_whole_read
+
+    uk = Reading("RB02TXY", 0.5, (0.5,) * 7, "gb_current")
+    assert not _better_whole_read(uk, Reading("RB02", 0.9, (0.9,) * 4, "foreign"))
+    assert not _better_whole_read(uk, Reading("RB02TXQ", 0.9, (0.9,) * 7, "foreign"))
+    dateless = Reading("AW460", 0.05, (0.3,) * 5, "gb_dateless")
+    assert _better_whole_read(dateless, Reading("DL10CG4693", 0.95, (0.95,) * 10, "foreign"))
+    assert not _better_whole_read(dateless, Reading("DL10CG4693", 0.04, (0.3,) * 10, "foreign"))

@@ -280,8 +280,8 @@ def _better_whole_read(now: Reading | None, new: Reading | None) -> bool:
         return False
     if now is None:
         return new.format in UK_FORMATS
-    if new.format not in UK_FORMATS and now.format in UK_FORMATS:
-        return False
+    if new.format not in UK_FORMATS and now.format in UK_FORMATS and len(new.vrm) <= len(now.vrm):
+        return False  # a piece of the plate read as non-UK text; a longer one is no piece
     return new.confidence > now.confidence and len(new.vrm) >= len(now.vrm)
 
 
