@@ -146,9 +146,12 @@ def _scene(data: Path, r: dict) -> np.ndarray | None:
 
 
 def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                   train_hw: tuple[int, int], mask_scale: tuple[float, float] = (1.0, 1.0)) -> dict[str, np.ndarray]:
+                   train_hw: tuple[int, int], mask_scale: tuple[float, float] = (1.0, 1.0),
+                   rotate_deg: float = 0.0) -> dict[str, np.ndarray]:
     """Windows of real scenes at the scales the run-time letterbox gives them (and up to 2.5x
-    closer, as the detector's second look sees a plate), with plate masks from the labelled boxes."""
+    closer, as the detector's second look sees a plate), with plate masks from the labelled boxes.
+    `rotate_deg`: half the scenes turned up to this many degrees either way, boxes with them (plates
+    on slopes and cameras off level: real photos have few, and the detector missed those it met)."""
     from train_detector import plate_mask
 
     from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W, to_grey
@@ -171,6 +174,9 @@ def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tupl
         if rng.random() < 0.3:
             img = _jpeg(img, rng)
         grey = to_grey(img)
+        quads = [shrink(q, mask_scale) for q in quads]
+        if rotate_deg > 0 and rng.random() < 0.5:
+            grey, quads = rotated(grey, quads, float(rng.uniform(-rotate_deg, rotate_deg)))
         h, w = grey.shape
         s = min(DET_W / w, DET_H / h) * float(np.exp(rng.uniform(math.log(0.7), math.log(2.5))))
         sw, sh = max(1, int(w * s)), max(1, int(h * s))
@@ -186,9 +192,18 @@ def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tupl
             ox = int(np.clip(c[0] - rng.uniform(0.1, 0.9) * tw, 0, canvas.shape[1] - tw))
             oy = int(np.clip(c[1] - rng.uniform(0.1, 0.9) * th, 0, canvas.shape[0] - th))
         xs[k] = photometric(canvas[oy:oy + th, ox:ox + tw], rng)
-        ys[k] = plate_mask([shrink(q, mask_scale) * s - (ox, oy) for q in quads], (th, tw), DET_STRIDE)
+        ys[k] = plate_mask([q * s - (ox, oy) for q in quads], (th, tw), DET_STRIDE)
         k += 1
     return {"x": xs, "y": ys}
+
+
+def rotated(grey: np.ndarray, quads: list[np.ndarray], degrees: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The image turned `degrees` about its centre (edges mirrored, so no black wedge marks the turn)
+    and the plate quadrilaterals with it."""
+    h, w = grey.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    out = cv2.warpAffine(grey, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    return out, [q @ m[:, :2].T + m[:, 2] for q in quads]
 
 
 def shrink(q: np.ndarray, scale: tuple[float, float]) -> np.ndarray:

@@ -248,6 +248,11 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                         help="WIDTH,HEIGHT: shrink the real photos' labelled boxes to this share around their centre "
                              "for the target masks (an axis-aligned box around a tilted plate is far taller than "
                              "the plate: 0.92,0.8 keeps the target on the plate)")
+        ap.add_argument("--real-rotate", type=float, default=0.0,
+                        help="turn half the real scenes up to this many degrees either way (sloping plates)")
+        ap.add_argument("--width", type=float, default=1.0,
+                        help="channel multiplier of the network (1: the shipped detector's 64 kB; a finder trained on "
+                             "real photographs from scratch gains from more)")
     if name == "reader":
         ap.add_argument("--real-loose", type=float, default=0.0,
                         help="share of the real crops cut along an outline as loose as a detector gives real plates "

@@ -105,28 +105,32 @@ def make_chunk(i: int, seed: int, per_chunk: int, conditions: str | None = None)
     return {"x": xs[:k], "y": ys[:k]}
 
 
-def build_model(height: int = TRAIN_H, width: int = TRAIN_W):
+def build_model(height: int = TRAIN_H, width: int = TRAIN_W, channels: float = 1.0):
+    """`channels` multiplies every layer's width (1: the shipped 64 kB detector)."""
     import keras
     from keras import layers
 
+    def c(n: int) -> int:
+        return max(8, round(n * channels / 8) * 8)
+
     inp = keras.Input((height, width, 1), name="frame")
     x = layers.Rescaling(1 / 255.0)(inp)
-    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.Conv2D(c(16), 3, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)  # 1/2
-    s4 = separable(x, 32, 2)  # 1/4
-    x = separable(s4, 48, 2)
-    s8 = separable(x, 48)  # 1/8
-    x = separable(s8, 64, 2)
-    x = separable(x, 64, dilation=2)
-    x = separable(x, 64, dilation=4)  # 1/16, wide context
-    x = layers.Conv2D(48, 1, use_bias=False)(x)
+    s4 = separable(x, c(32), 2)  # 1/4
+    x = separable(s4, c(48), 2)
+    s8 = separable(x, c(48))  # 1/8
+    x = separable(s8, c(64), 2)
+    x = separable(x, c(64), dilation=2)
+    x = separable(x, c(64), dilation=4)  # 1/16, wide context
+    x = layers.Conv2D(c(48), 1, use_bias=False)(x)
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = layers.Add()([x, s8])
-    x = separable(x, 32)
+    x = separable(x, c(32))
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = layers.Add()([x, s4])
-    x = separable(x, 16)
+    x = separable(x, c(16))
     logits = layers.Conv2D(1, 1, name="logits")(x)
     return keras.Model(inp, logits, name="detector")
 
@@ -163,7 +167,8 @@ def main() -> None:
                              functools.partial(detector_chunk, data=args.real.resolve(), seed=args.seed,
                                                per_chunk=CHUNK, licences=licence_families(args),
                                                train_hw=(TRAIN_H, TRAIN_W),
-                                               mask_scale=tuple(float(v) for v in args.real_mask_scale.split(","))),
+                                               mask_scale=tuple(float(v) for v in args.real_mask_scale.split(",")),
+                                               rotate_deg=args.real_rotate),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
@@ -172,7 +177,7 @@ def main() -> None:
     import tensorflow as tf
 
     seed_everything(args.seed)
-    model = build_model()
+    model = build_model(channels=args.width)
     steps = len(train["x"]) // args.batch
     if not (args.work / "ckpt.weights.h5").exists():
         if args.init_from:
@@ -215,7 +220,7 @@ def main() -> None:
     train_s = time.time() - t_start
 
     # Same weights on the run-time input size (the network is fully convolutional).
-    full = build_model(DET_H, DET_W)
+    full = build_model(DET_H, DET_W, channels=args.width)
     full.set_weights(model.get_weights())
     export = keras.Sequential([full, keras.layers.Activation("sigmoid", name="prob")], name="detector_export")
     export.build((None, DET_H, DET_W, 1))
@@ -249,7 +254,7 @@ def main() -> None:
             "val_cell_precision_int8": round(tp / max(tp + fp, 1), 4),
             "train_wall_s": round(train_s), "tensorflow": tf.__version__,
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
-            "real_mask_scale": args.real_mask_scale,
+            "real_mask_scale": args.real_mask_scale, "real_rotate": args.real_rotate, "width": args.width,
             "licences": args.licences or "all", "real_sources": real_sources(args, ("real-detect",))}
     (args.out / "detector.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)

@@ -99,6 +99,48 @@ def test_a_finder_takes_the_whole_frame_pass_with_its_own_threshold(tmp_path, sm
         Recogniser(tmp_path)
 
 
+def test_a_finder_region_keeps_its_outline_where_the_closer_look_disagrees(rec, small_set, monkeypatch):
+    """finder.json "agree": the simulator-trained detector's closer look replaces a finder region's
+    outline only where the two boxes overlap that much; a detector region takes it whatever (on real
+    photographs the closer look often outlines a plate's whole bumper)."""
+    from dataclasses import replace
+
+    from agent.recognise.detector import _iou
+    from agent.recognise.preprocess import to_grey
+
+    img = cv2.imread(str(small_set / _first_image(small_set)))
+    grey = to_grey(img)
+    d = rec.detector.detect(img)[0]
+    c = d.quad.mean(axis=0)
+    loose = replace(d, quad=c + (d.quad - c) * (1.5, 1.6), from_finder=False)
+    monkeypatch.setattr(rec.detector, "finder_agree", 0.6)
+    closer = rec.detector.refine_all(grey, [loose])[0]
+    assert _iou(closer.bbox, loose.bbox) < 0.6  # the closer look outlined the plate, not the loose box
+    assert _iou(closer.bbox, d.bbox) > 0.6
+    from_finder = replace(loose, from_finder=True)
+    assert rec.detector.refine_all(grey, [from_finder])[0] is from_finder  # disagrees: kept as it is
+    tight = replace(d, from_finder=True)
+    (looked,) = rec.detector.refine_all(grey, [tight])
+    assert looked is not tight and _iou(looked.bbox, tight.bbox) >= 0.6  # agrees: the closer outline
+    monkeypatch.setattr(rec.detector, "finder_agree", 0.0)
+    assert rec.detector.refine_all(grey, [from_finder])[0].bbox == closer.bbox  # 0: always, as before
+
+
+def test_finder_settings_are_checked(tmp_path):
+    from agent.recognise.recogniser import _finder_settings
+    from agent.recognise.runtime import ModelError
+
+    meta = tmp_path / "finder.json"
+    meta.write_text('{"threshold": 0.6, "adds": true, "agree": 0.6}')
+    assert _finder_settings(meta) == {"finder_threshold": 0.6, "finder_adds": True, "finder_agree": 0.6}
+    meta.write_text('{"threshold": 0.85, "adds": true}')
+    assert _finder_settings(meta)["finder_agree"] == 0.0  # a finder.json from before "agree"
+    for bad in ('{"agree": 1.5}', '{"agree": -0.1}', '{"agree": "high"}', '{"agree": true}', '{"adds": 1}'):
+        meta.write_text(bad)
+        with pytest.raises(ModelError, match=r"finder\.json"):
+            _finder_settings(meta)
+
+
 def test_a_plate_found_by_both_passes_is_read_once(rec, small_set, monkeypatch):
     """The finder's region and the detector's can outline one plate, one looser (IoU under a half): read
     twice, the tracker would see two plates and split the vehicle's track (seen in the demo)."""

@@ -57,3 +57,27 @@ def test_a_resumed_epoch_goes_on_with_the_batches_it_had_left(n, batch, seed, ep
 def test_each_epoch_has_its_own_order_from_the_seed():
     a, b = epoch_order(1000, 10, 9, 0), epoch_order(1000, 10, 9, 1)
     assert not np.array_equal(a, b) and np.array_equal(a, epoch_order(1000, 10, 9, 0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(degrees=st.floats(-30, 30), cx=st.floats(60, 260), cy=st.floats(50, 190), w=st.floats(20, 80),
+       h=st.floats(8, 30))
+def test_a_turned_scene_keeps_its_plate_boxes_on_the_plates(degrees, cx, cy, w, h):
+    """The detector's real training scenes turned for sloping plates: the plate box must turn with the
+    pixels, or the target mask would mark the wrong place."""
+    import cv2
+    from real_data import rotated
+
+    img = np.zeros((240, 320), np.uint8)
+    quad = np.array([[cx - w / 2, cy - h / 2], [cx + w / 2, cy - h / 2], [cx + w / 2, cy + h / 2],
+                     [cx - w / 2, cy + h / 2]])
+    cv2.fillConvexPoly(img, np.round(quad).astype(np.int32), 255)
+    out, (q,) = rotated(img, [quad], degrees)
+    drawn = np.zeros_like(img)
+    cv2.fillConvexPoly(drawn, np.round(q).astype(np.int32), 255)
+    bright, marked = out > 127, drawn > 0
+    iou = (bright & marked).sum() / max(1, (bright | marked).sum())
+    assert iou > 0.8, (degrees, iou)
+    # the plate's long side slopes by the turn (image y points down: a positive turn raises the right end)
+    slope = np.degrees(np.arctan2(-(q[1, 1] - q[0, 1]), q[1, 0] - q[0, 0]))
+    assert abs(slope - degrees) < 1e-6

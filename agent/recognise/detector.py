@@ -68,6 +68,9 @@ SPLIT_THRESHOLDS = (0.8, 0.95)  # looked at in turn when a region is too long fo
 class Detection:
     quad: np.ndarray  # (4, 2) image points: top-left, top-right, bottom-right, bottom-left
     score: float
+    # outlined by a finder that learnt real photographs: the simulator-trained detector's closer look
+    # replaces its outline only where the two agree (`PlateDetector.finder_agree`)
+    from_finder: bool = False
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -136,11 +139,15 @@ def overlap(a, b) -> float:
 class PlateDetector:
     def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False,
                  finder: Model | None = None, finder_threshold: float | None = None,
-                 finder_adds: bool = False, magnify: bool = True) -> None:
+                 finder_adds: bool = False, magnify: bool = True, finder_agree: float = 0.0) -> None:
         """`finder`: a second detector for the first, whole-frame pass only (one trained on real photographs
         finds plates the simulator never showed); `model` then makes the closer looks, which set the
         outline the reader reads along. `magnify`: small photographs get the magnified pass too (with
-        the finder where there is one)."""
+        the finder where there is one). `finder_agree`: a region the finder outlined takes the closer
+        look's outline only where the two boxes overlap at least this much (IoU; 0: always, as the
+        detector's own regions do). The simulator-trained detector outlines real plates worse than a
+        finder trained on them (often the whole bumper); on simulated plates the two agree and the
+        closer look's more exact outline is kept."""
         for m in (model, finder):
             if m is not None and m.input_shape[1:3] != (DET_H, DET_W):
                 raise ValueError(f"detector model input {m.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
@@ -152,6 +159,7 @@ class PlateDetector:
         self.min_cells = min_cells
         self.tile = tile
         self.magnify = magnify
+        self.finder_agree = finder_agree
 
     def probability_map(self, img: np.ndarray, model: Model | None = None) -> tuple[np.ndarray, float]:
         x, s = detector_input(img)
@@ -161,16 +169,19 @@ class PlateDetector:
         grey = to_grey(img)
         h, w = grey.shape
         found: list[Detection] = []
+        by_finder = self.finder is not None and self.finder_agree > 0
         for x0, y0, x1, y1 in windows(w, h, self.tile):
             prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
-            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None))
+            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None,
+                                          by_finder))
             if self.finder is not None and self.finder_adds:
                 prob, s = self.probability_map(grey[y0:y1, x0:x1])
                 found.extend(self._components(prob, s, x0, y0))
         for x0, y0, x1, y1 in magnified_windows(w, h) if self.magnify else []:
             # the finder alone: the simulator-trained detector adds clutter here and finds fewer (73.2 %)
             prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
-            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None))
+            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None,
+                                          by_finder))
         return self._suppress(found)
 
     def outlines(self, grey: np.ndarray) -> list[Detection]:
@@ -184,15 +195,17 @@ class PlateDetector:
 
     def refine_all(self, grey: np.ndarray, dets: list[Detection]) -> list[Detection]:
         """`refine` for each of `dets` (likeliest first): the first FULL_LOOKS each with a whole
-        detector run, the rest four to a run (`_closer_looks`)."""
-        out = []
+        detector run, the rest four to a run (`_closer_looks`); a finder's region only where the closer
+        look agrees with it (`finder_agree`)."""
         looks = [self._look(grey, d.quad.mean(axis=0), _closer_width(d)) for d in dets[:FULL_LOOKS]]
         looks += self._closer_looks(grey, dets[FULL_LOOKS:])
+        out = []
         for d, found in zip(dets, looks, strict=True):
             w0, h0 = max(d.size[0], 1e-6), max(d.size[1], 1e-6)
             c = d.quad.mean(axis=0)
+            agree = self.finder_agree if d.from_finder else 0.0
             same = [e for e in found if overlap(e.bbox, d.bbox) > 0.5 and 0.5 < e.size[0] / w0 < 2.0
-                    and 0.5 < e.size[1] / h0 < 2.0]
+                    and 0.5 < e.size[1] / h0 < 2.0 and _iou(e.bbox, d.bbox) >= agree]
             out.append(min(same, key=lambda e: float(np.linalg.norm(e.quad.mean(axis=0) - c))) if same else d)
         return out
 
@@ -259,7 +272,7 @@ class PlateDetector:
         return self._components(prob, s, x0, y0)
 
     def _components(self, prob: np.ndarray, scale: float, ox: int, oy: int,
-                    threshold: float | None = None) -> list[Detection]:
+                    threshold: float | None = None, from_finder: bool = False) -> list[Detection]:
         """Plates in a probability map. A region too elongated to be one plate (a plate merged with a
         bright bumper strip or its neighbour) is looked at again at a higher threshold, where the
         plate's core stands apart."""
@@ -279,11 +292,11 @@ class PlateDetector:
             quad = self._quad_from_moments(xs, ys, p)
             if quad is None:
                 continue
-            d = Detection(quad / scale + np.array([ox, oy]), float(p.max()))
+            d = Detection(quad / scale + np.array([ox, oy]), float(p.max()), from_finder)
             w, h = d.size
             higher = [x for x in SPLIT_THRESHOLDS if x > t]
             if w > MAX_ASPECT * h and higher:
-                sub = self._components(np.where(labels == k, prob, 0.0), scale, ox, oy, higher[0])
+                sub = self._components(np.where(labels == k, prob, 0.0), scale, ox, oy, higher[0], from_finder)
                 if sub:
                     out.extend(sub)
                     continue

@@ -297,20 +297,24 @@ def _one_read_a_plate(reads: list[PlateRead]) -> list[PlateRead]:
 
 
 def _finder_settings(meta: Path) -> dict:
-    """finder.json: "threshold" (the finder's probability cut) and "adds" (true: its regions join the
-    detector's own whole-frame pass instead of replacing it)."""
+    """finder.json: "threshold" (the finder's probability cut), "adds" (true: its regions join the
+    detector's own whole-frame pass instead of replacing it) and "agree" (the IoU a closer look's
+    outline needs with a finder region's own to replace it; 0, the default: always)."""
     if not meta.is_file():
         return {}
     try:
         doc = json.loads(meta.read_text())
         t, adds = doc.get("threshold"), doc.get("adds", False)
+        agree = doc.get("agree", 0.0)
     except (OSError, ValueError, AttributeError) as e:
         raise ModelError(f"{meta}: not readable JSON ({e})") from None
     if t is not None and (not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < 1):
         raise ModelError(f"{meta}: threshold {t!r} is not between 0 and 1")
     if not isinstance(adds, bool):
         raise ModelError(f"{meta}: adds {adds!r} is not true or false")
-    return {"finder_threshold": None if t is None else float(t), "finder_adds": adds}
+    if not isinstance(agree, int | float) or isinstance(agree, bool) or not 0 <= agree < 1:
+        raise ModelError(f"{meta}: agree {agree!r} is not from 0 to under 1")
+    return {"finder_threshold": None if t is None else float(t), "finder_adds": adds, "finder_agree": float(agree)}
 
 
 def _reader_contrast(meta: Path) -> str:
