@@ -60,7 +60,7 @@ def test_each_epoch_has_its_own_order_from_the_seed():
 
 
 @settings(max_examples=40, deadline=None)
-@given(degrees=st.floats(-30, 30), cx=st.floats(60, 260), cy=st.floats(50, 190), w=st.floats(20, 80),
+@given(degrees=st.floats(-30, 30), cx=st.floats(110, 210), cy=st.floats(90, 150), w=st.floats(20, 80),
        h=st.floats(8, 30))
 def test_a_turned_scene_keeps_its_plate_boxes_on_the_plates(degrees, cx, cy, w, h):
     """The detector's real training scenes turned for sloping plates: the plate box must turn with the
