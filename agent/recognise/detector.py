@@ -169,20 +169,22 @@ class PlateDetector:
         grey = to_grey(img)
         h, w = grey.shape
         found: list[Detection] = []
-        by_finder = self.finder is not None and self.finder_agree > 0
         for x0, y0, x1, y1 in windows(w, h, self.tile):
-            prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
-            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None,
-                                          by_finder))
+            found.extend(self._first_pass(grey, x0, y0, x1, y1))
             if self.finder is not None and self.finder_adds:
                 prob, s = self.probability_map(grey[y0:y1, x0:x1])
                 found.extend(self._components(prob, s, x0, y0))
         for x0, y0, x1, y1 in magnified_windows(w, h) if self.magnify else []:
             # the finder alone: the simulator-trained detector adds clutter here and finds fewer (73.2 %)
-            prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
-            found.extend(self._components(prob, s, x0, y0, self.finder_threshold if self.finder else None,
-                                          by_finder))
+            found.extend(self._first_pass(grey, x0, y0, x1, y1))
         return self._suppress(found)
+
+    def _first_pass(self, grey: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[Detection]:
+        """Regions in one window by the finder at its own cut (the detector where there is no finder)."""
+        prob, s = self.probability_map(grey[y0:y1, x0:x1], self.finder)
+        if self.finder is None:
+            return self._components(prob, s, x0, y0)
+        return self._components(prob, s, x0, y0, self.finder_threshold, from_finder=True)
 
     def outlines(self, grey: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look."""
