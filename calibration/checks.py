@@ -32,6 +32,10 @@ class Thresholds:
     read_rate_fail: float = 0.8
     read_rate_warn: float = 0.95
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    # what counts as a vehicle's plate (`vehicles`)
+    plate_read_min: float = 0.5
+    plate_contrast_min: float = 60.0
+    vehicle_part_widths: float = 4.0
 
 
 @dataclass(slots=True)
@@ -49,11 +53,57 @@ def _grade(value: float, fail: float, warn: float, higher_is_better: bool = True
     return "fail" if value > fail else "warn" if value > warn else "pass"
 
 
+def _plate_like(t: dict, th: Thresholds) -> bool:
+    """Read as something, or at least a light-and-dark pattern: a detector that learnt real photographs
+    also outlines patches of flat road and kerb, which a plate (dark characters on a light ground, or
+    a retroreflective plate under IR) never looks like."""
+    contrast = float(np.median([m.contrast for m in t["measures"]]))
+    return t["confidence"] >= th.plate_read_min or contrast >= th.plate_contrast_min
+
+
+def _velocity(t: dict) -> np.ndarray:
+    a, b = t["measures"][0], t["measures"][-1]
+    return (np.array(b.centre) - np.array(a.centre)) / max(b.t - a.t, 1e-3)
+
+
+def _moves_with(part: dict, plate: dict, th: Thresholds) -> bool:
+    """Whether an unread region travels with a read plate (a badge, a grille, a sticker on the same
+    vehicle): seen over the same time, at the same image velocity, within a vehicle's width of the
+    plate. A vehicle in the next lane is further away than that."""
+    p, q = part["measures"], plate["measures"]
+    t0, t1 = max(p[0].t, q[0].t), min(p[-1].t, q[-1].t)
+    if t1 - t0 < 0.5 * min(p[-1].t - p[0].t, q[-1].t - q[0].t):
+        return False
+    vp, vq = _velocity(part), _velocity(plate)
+    if np.linalg.norm(vp - vq) > 0.5 * max(np.linalg.norm(vp), np.linalg.norm(vq), 50.0):
+        return False
+    qt = np.array([m.t for m in q])
+    qc = np.array([m.centre for m in q])
+    near = [np.hypot(m.centre[0] - np.interp(m.t, qt, qc[:, 0]), m.centre[1] - np.interp(m.t, qt, qc[:, 1]))
+            for m in p if t0 <= m.t <= t1]
+    width = float(np.median([m.width_px for m in q]))
+    return bool(near) and float(np.median(near)) <= th.vehicle_part_widths * width
+
+
+def vehicles(tracks: list[dict], th: Thresholds) -> list[dict]:
+    """The tracks that are vehicles' plates: seen in 3+ frames (one-off sightings are noise), plate-like,
+    and not a part of a read vehicle moving with its plate. Unread plates stay: they are the misses
+    the read rate must count."""
+    seen = [t for t in tracks if t["frames"] >= 3] or tracks
+    plates = [t for t in seen if _plate_like(t, th)]
+    read = [t for t in plates if t["confidence"] >= th.plate_read_min]
+    return read + [t for t in plates if t["confidence"] < th.plate_read_min
+                   and not any(_moves_with(t, r, th) for r in read)]
+
+
 def run_checks(ms: list[PlateMeasure], tracks: list, fps: float, th: Thresholds,
                night_share: float = 0.0) -> list[Check]:
+    """`ms`: every measured region; `tracks`: the tracker's tracks with their regions' measures. The
+    checks judge the regions of the tracks that are vehicles' plates (`vehicles`)."""
     out: list[Check] = []
+    tracks = vehicles(tracks, th)
+    ms = [m for t in tracks for m in t["measures"]] or ms
     inside = [m for m in ms if not m.at_edge]
-    tracks = [t for t in tracks if t["frames"] >= 3] or tracks  # one-off sightings are noise, not vehicles
     if (len(tracks) < 3 or not ms) and night_share > 0.5:  # nothing to judge but the dark
         return [Check("ir_night", "fail", f"{len(tracks)} vehicles seen in {night_share:.0%} night frames",
                       "IR too weak at night: plates are not visible. Raise the illuminator level, check it is aimed "

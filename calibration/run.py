@@ -17,7 +17,7 @@ from agent.config import DeviceConfig
 from agent.pipeline.tracker import Observation, Tracker
 from agent.recognise import Recogniser
 from agent.recognise.rectify import crop_plate
-from calibration.checks import Thresholds, run_checks, thresholds_json
+from calibration.checks import Thresholds, run_checks, thresholds_json, vehicles
 from calibration.measure import measure
 from calibration.report import write_report
 
@@ -105,7 +105,7 @@ def calibrate(cfg: DeviceConfig, out: Path, frames: int = 750, source: str = "si
     result = {
         "site": cfg.site.id, "camera": cfg.camera.id, "source": source if source != "video" else str(video),
         "frames": n, "plates_measured": len(ms),
-        "vehicles": len([t for t in tracks if t["frames"] >= 3] or tracks),  # as the checks count them
+        "vehicles": len(vehicles(tracks, th)),  # as the checks count them
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "software": f"anpr-edge {__version__}", "models": dict(rec.versions),
         "config": cfg.model_dump(mode="json"),
@@ -130,7 +130,8 @@ def _small(d: dict) -> dict:
 
 def _track(r) -> dict:
     return {"vrm": r.vrm, "confidence": r.confidence, "frames": r.frames, "speed_px_s": r.speed_px_s,
-            "always_at_edge": all(o.payload.at_edge for o in r.observations), "best": r.best.payload}
+            "always_at_edge": all(o.payload.at_edge for o in r.observations), "best": r.best.payload,
+            "measures": [o.payload for o in r.observations]}
 
 
 def suggest_geometry(ms, width: int, height: int) -> tuple[list[list[float]] | None, list[list[list[float]]]]:

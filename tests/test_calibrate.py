@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -92,3 +93,37 @@ def test_calibrate_cli_writes_suggestions_into_the_config(tmp_path):
 
     c = load(conf, environ={})
     assert c.geometry.capture_region and c.geometry.lanes
+
+
+def _track(vrm, conf, contrast, start, velocity, t0=0.0, frames=8, width=120.0):
+    from calibration.measure import PlateMeasure
+
+    ms = []
+    for i in range(frames):
+        t = t0 + i * 0.04
+        x, y = start[0] + velocity[0] * (t - t0), start[1] + velocity[1] * (t - t0)
+        ms.append(PlateMeasure(frame=i, t=t, night=False, exposure_us=500, gain=1.0, ir_level=0.0,
+                               bbox=(int(x - width / 2), int(y - 12), int(width), 24), centre=(x, y),
+                               width_px=width, char_height_px=17.0, angle_deg=0.0, skew_deg=0.0, sharpness=0.4,
+                               level=200.0, contrast=contrast, saturated=0.0, at_edge=False, vrm=vrm,
+                               confidence=conf))
+    return {"vrm": vrm, "confidence": conf, "frames": frames, "speed_px_s": float(np.hypot(*velocity)),
+            "always_at_edge": False, "best": ms[0], "measures": ms}
+
+
+def test_commissioning_counts_vehicles_not_every_outlined_region():
+    from calibration.checks import Thresholds, run_checks, vehicles
+
+    th = Thresholds()
+    plate = _track("AB12CDE", 0.99, 85.0, (640, 200), (0, 800))
+    grille = _track("", 0.0, 90.0, (700, 150), (0, 790))  # the same vehicle's grille, unread
+    road = _track("4R", 0.01, 9.0, (250, 600), (40, 30))  # a patch of flat road the detector outlined
+    missed = _track("", 0.02, 80.0, (1560, 200), (0, 800))  # a plate in the next lane nobody read
+    once = _track("", 0.0, 80.0, (900, 300), (0, 800), frames=2)  # a one-off sighting
+    found = vehicles([plate, grille, road, missed, once], th)
+    assert [t["vrm"] for t in found] == ["AB12CDE", ""] and found[1] is missed
+    # the read rate counts the missed plate, not the road or the grille; focus is judged on plates only
+    more = [_track(f"AB{i}2CDE", 0.99, 85.0, (640, 200), (0, 800), t0=2.0 * i) for i in range(1, 4)]
+    checks = {c.name: c for c in run_checks([], [plate, grille, road, missed, once, *more], 25.0, th)}
+    assert checks["read_rate"].value.startswith("80% of 5 vehicles")
+    assert checks["focus"].status == "pass"
