@@ -266,6 +266,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--detector-crops", type=int, default=0,
                         help="add this many plates cut from rendered frames along the outlines the recogniser reads "
                              "along (models/detector.tflite, refined by models/outline.tflite; in chunks of 5,000)")
+        ap.add_argument("--blocks", default="shape,context,shape2",
+                        help="the reader's residual blocks (shape, context, shape2, shape3); a block the starting "
+                             "reader lacks starts as nothing, so the new reader starts as the old one")
         ap.add_argument("--hard-weight", type=float, default=1.0,
                         help="count the crops the starting reader (--init-from) reads worst, bar the unreadable, "
                              "this many times (1: all alike)")

@@ -35,7 +35,8 @@ CHUNK = 5000
 OCCLUSION = 0.12  # share of crops with some characters covered (labelled with the hidden mark)
 EXTRA = "extra_"  # names of the layers added after the first readers (see init_from)
 # The residual blocks, in the order they were added: each reader can start from one with fewer.
-EXTRA_BLOCKS = ("shape", "context", "shape2")
+EXTRA_BLOCKS = ("shape", "context", "shape2", "shape3")
+SHIPPED_BLOCKS = EXTRA_BLOCKS[:3]  # the shipped reader's (`--blocks` default)
 CUTS_PER_PLATE = 2  # crops of each plate cut from a rendered frame, each with its own outline error
 DETECTOR_CUTS = 4  # crops of each plate cut along the detector's outline, each with a run-time view
 # Crops the starting reader reads worst, by its CTC loss, as shares of the training set: the worst 2 %
@@ -191,7 +192,7 @@ def _negative(rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 2.0)))
 
 
-def build_model(n_classes: int | None = None, extras: tuple[str, ...] = EXTRA_BLOCKS):
+def build_model(n_classes: int | None = None, extras: tuple[str, ...] = SHIPPED_BLOCKS):
     import keras
     from keras import layers
 
@@ -227,6 +228,8 @@ def build_model(n_classes: int | None = None, extras: tuple[str, ...] = EXTRA_BL
         x = residual(x, f"{EXTRA}shape", 3)  # more capacity where strokes become character shapes
     if "shape2" in extras:
         x = residual(x, f"{EXTRA}shape2", 3)  # and more: blurred N/M/H, D/O and 3/5 are the commonest misreads
+    if "shape3" in extras:
+        x = residual(x, f"{EXTRA}shape3", 3)  # real European plates: O/Q, C/G, 6/8 in typefaces the simulator lacks
     x = layers.SeparableConv2D(64, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
@@ -332,6 +335,31 @@ def init_from(model, weights: Path, log) -> None:
     raise SystemExit(f"{weights}: not weights of this reader")
 
 
+def reader_blocks(text: str) -> tuple[str, ...]:
+    """`--blocks` in build order (EXTRA_BLOCKS): the blocks of a reader and of those it can start from."""
+    names = {b.strip() for b in text.split(",") if b.strip()}
+    unknown = names - set(EXTRA_BLOCKS)
+    if unknown:
+        raise SystemExit(f"--blocks: unknown {', '.join(sorted(unknown))} (choose from {', '.join(EXTRA_BLOCKS)})")
+    return tuple(b for b in EXTRA_BLOCKS if b in names)
+
+
+def shipped_weights(path: Path, work: Path, log) -> Path:
+    """The shipped int8 reader's weights (dequantised) as a Keras weights file `init_from` reads, found by
+    trying the readers it can be, most blocks first: a reader with more blocks starts from it."""
+    for k in range(len(EXTRA_BLOCKS), -1, -1):
+        old = build_model(extras=EXTRA_BLOCKS[:k])
+        try:
+            weights_from_tflite(old, path, log)
+        except (AssertionError, IndexError, ValueError):
+            continue
+        out = work / "shipped.weights.h5"
+        work.mkdir(parents=True, exist_ok=True)
+        old.save_weights(out)
+        return out
+    raise SystemExit(f"{path}: not a reader these scripts build")
+
+
 def _block(layer: str) -> str:
     """The residual block an added layer belongs to: extra_shape2_conv1 -> shape2."""
     return layer[len(EXTRA):].rsplit("_", 1)[0]
@@ -402,12 +430,13 @@ def main() -> None:
     import keras
 
     seed_everything(args.seed)
-    model = build_model()
+    blocks = reader_blocks(args.blocks)
+    model = build_model(extras=blocks)
     if not (args.work / "ckpt.weights.h5").exists():
         if args.init_from:
             init_from(model, args.init_from, log)
         elif args.init_shipped:
-            weights_from_tflite(model, args.out / "reader.tflite", log)
+            init_from(model, shipped_weights(args.out / "reader.tflite", args.work, log), log)
     steps = 1 if train is None else len(train["x"]) // args.batch
     start_epoch = prepare_model(model, args.work, steps, args.epochs, ctc_loss, log, lr=args.lr)
     if train is not None and start_epoch < last:
@@ -454,7 +483,7 @@ def main() -> None:
             "epochs": last, "schedule_epochs": args.epochs, "lr": args.lr,
             "init_from": str(args.init_from.name) if args.init_from else None,
             "conditions": args.conditions or "all equally",
-            "input": list(model.input_shape[1:]), "bytes": size,
+            "input": list(model.input_shape[1:]), "bytes": size, "blocks": list(blocks),
             "val_exact_float": round(acc_float, 4), "val_exact_int8": round(acc_int8, 4),
             "train_wall_s": state.get("train_wall_s", round(train_s)), "tensorflow": tf.__version__,
             "trained_with": state.get("backend", "tensorflow"),

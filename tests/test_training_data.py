@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from train_common import epoch_order  # noqa: E402
-from train_reader import MAX_LABEL, make_detector_chunk  # noqa: E402
+from train_reader import EXTRA_BLOCKS, MAX_LABEL, make_detector_chunk, reader_blocks  # noqa: E402
 
 
 def _text(y: np.ndarray) -> str:
@@ -81,3 +81,16 @@ def test_a_turned_scene_keeps_its_plate_boxes_on_the_plates(degrees, cx, cy, w, 
     # the plate's long side slopes by the turn (image y points down: a positive turn raises the right end)
     slope = np.degrees(np.arctan2(-(q[1, 1] - q[0, 1]), q[1, 0] - q[0, 0]))
     assert abs(slope - degrees) < 1e-6
+
+
+@given(st.lists(st.sampled_from(EXTRA_BLOCKS), unique=True))
+def test_reader_blocks_come_in_build_order_whatever_order_they_are_named(names):
+    got = reader_blocks(" , ".join(names[::-1]))
+    assert set(got) == set(names) and list(got) == [b for b in EXTRA_BLOCKS if b in names]
+
+
+def test_an_unknown_reader_block_is_refused_by_name():
+    import pytest
+
+    with pytest.raises(SystemExit, match="unknown shape9"):
+        reader_blocks("shape,shape9")
