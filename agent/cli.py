@@ -234,7 +234,8 @@ def eval_cmd(
                                                     "(sim labels); 0 scores all.")] = 12.0,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
                      ] = MAX_VIEWS,
-    split: Annotated[str, typer.Option(help="Real labels: the split to score (dev, train or all).")] = "dev",
+    split: Annotated[str, typer.Option(help="Real labels: the split to score (dev, train, all, or held-out: the "
+                                             "tenth of real-read's train split no reader trains on).")] = "dev",
     licences: Annotated[str, typer.Option(help="Real labels: only items under these licence families, "
                                                "comma-separated (CC0,MIT,CC BY,... or 'permissive').")] = "",
     limit: Annotated[int | None, typer.Option(help="Real labels: score only the first N items.")] = None,

@@ -5,7 +5,7 @@ Run after training the reader (it calibrates that reader): renders labelled scen
 by nothing else, reads them with the shipped models, labels each read right or wrong (reads of partly
 hidden plates and reads where there is no plate included) and fits a logistic model of correctness.
 With --real DIR it also reads the real plate crops the reader never trained on (the held-out tenth of
-real-read's train split, `real_data.held_out`) and their scenes end to end, and real-detect train
+real-read's train split, `sim.evaluate_real.held_out`) and their scenes end to end, and real-detect train
 scenes, whose reads of no labelled plate are wrong reads. No TensorFlow needed.
 
 Real reads are few beside simulated ones and the junk regions of real scenes outnumber right real

@@ -73,7 +73,7 @@ lines as the label says), and rendered UK plates composited into the real scenes
 their labelled boxes (lit, blurred and compressed like the photo around them: real material has 10 UK
 crops), with light, blur, noise, JPEG and resolution-loss jitter; the other half the simulated crops
 above. A tenth of `real-read`'s train split (by plate) is held out of training for the confidence
-calibration (`real_data.held_out`). At run time an outline as square as a two-line plate (aspect
+calibration (`sim.evaluate_real.held_out`). At run time an outline as square as a two-line plate (aspect
 1.6-3.2) is read both ways and the likelier kept.""",
     "outline": """A small regression network (a convolution, six separable convolutions down to 3x8 cells, a dense
 layer on the flattened cells so where things are stays the answer) that moves the detector's four

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import train_common  # noqa: F401  (puts the repository on sys.path)
 
-from sim.evaluate_real import read_labels
+from sim.evaluate_real import held_out, read_labels
 
 COMPOSITE_RATE = 0.4  # share of labelled plates in real scenes replaced by a rendered UK plate
 
@@ -26,16 +26,6 @@ COMPOSITE_RATE = 0.4  # share of labelled plates in real scenes replaced by a re
 @cache
 def detect_items(data: Path, licences: tuple[str, ...]) -> list[dict]:
     return [r for r in read_labels(data / "real-detect" / "labels.jsonl", "train", licences) if r["plates"]]
-
-
-def held_out(r: dict) -> bool:
-    """A tenth of the real-read train split, by plate (all crops of one plate together), that the
-    reader never trains on: the real reads the confidence calibration is fitted on
-    (`scripts/fit_confidence.py --real`), so the published threshold means what it says on real
-    photographs without touching the dev split."""
-    import hashlib
-
-    return int(hashlib.sha1(f"{r['source']}|{r['text']}".encode()).hexdigest(), 16) % 10 == 3
 
 
 @cache

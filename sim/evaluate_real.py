@@ -76,8 +76,22 @@ def is_real_labels(path: Path) -> bool:
     return False
 
 
+HELD_OUT = "held-out"  # a split of its own: the tenth of real-read's train split no reader trains on
+
+
+def held_out(r: dict) -> bool:
+    """A tenth of the real-read train split, by plate (all crops of one plate together), that the
+    reader never trains on: the real reads the confidence calibration is fitted on
+    (`scripts/fit_confidence.py --real`) and a real measure to choose models by without touching the
+    dev split (`anpr-edge eval ... --split held-out`)."""
+    import hashlib
+
+    return int(hashlib.sha1(f"{r['source']}|{r['text']}".encode()).hexdigest(), 16) % 10 == 3
+
+
 def read_labels(path: Path, split: str | None = "dev", licences: tuple[str, ...] = ()) -> list[dict]:
-    """The label lines of one split (None: all) under the given licence families (none: all)."""
+    """The label lines of one split (None: all; HELD_OUT: the held-out tenth of the train split's
+    texts) under the given licence families (none: all)."""
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -86,7 +100,11 @@ def read_labels(path: Path, split: str | None = "dev", licences: tuple[str, ...]
             r = json.loads(line)
             if not isinstance(r, dict):
                 raise TypeError(f"a label line is a JSON object, not {type(r).__name__}")
-            keep = (not split or r["split"] == split) and (
+            if split == HELD_OUT:
+                ok = r["split"] == "train" and "text" in r and held_out(r)
+            else:
+                ok = not split or r["split"] == split
+            keep = ok and (
                 not licences or licence_allowed(str(r.get("licence", "")), licences))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{path}:{n}: bad label line: {e}") from None

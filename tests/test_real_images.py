@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.config import DEFAULT_MIN_CONFIDENCE
 from agent.recognise import Recogniser
-from sim.evaluate_real import evaluate_real, is_real_labels, licence_allowed, load_real
+from sim.evaluate_real import HELD_OUT, evaluate_real, held_out, is_real_labels, licence_allowed, load_real
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "real"
@@ -84,6 +84,19 @@ def test_scene_items_group_crops_of_one_photo(tmp_path):
     assert [x["text"] for x in items[2].plates] == ["AB12CDE", "CD34EFG"]
     assert [i.kind for i in load_real(p, None, ("permissive",))] == ["crop", "crop", "scene"]
     assert len(load_real(p, None, ("AGPL",))) == 1
+
+
+
+def test_the_held_out_split_is_the_tenth_of_train_texts_no_reader_trains_on(tmp_path):
+    texts = [f"AB{i:02d}CDE" for i in range(60)]
+    lines = [{"file": f"crops/{t}.jpg", "text": t, "lines": 1, "country": "gb", "scene": None, "bbox_in_scene": None,
+              "source": "x/y@1", "licence": "MIT", "split": "train" if i % 4 else "dev"} for i, t in enumerate(texts)]
+    p = tmp_path / "labels.jsonl"
+    p.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    got = {i.plates[0]["text"] for i in load_real(p, HELD_OUT)}
+    want = {x["text"] for x in lines if x["split"] == "train" and held_out(x)}
+    assert got == want and 0 < len(got) < 20  # by plate text, train only, about a tenth
+    assert not got & {i.plates[0]["text"] for i in load_real(p, "dev")}
 
 
 @pytest.mark.parametrize(("licence", "allowed", "ok"), [
