@@ -34,6 +34,12 @@ LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
 WEIGHTS = {"gb": 0.4, "de": 0.12, "fr": 0.12, "nl": 0.1, "be": 0.08, "rs": 0.08, "br": 0.1}
 YELLOW = (40, 200, 250)  # BGR: a UK rear or a Dutch plate
 WHITE = (245, 245, 245)
+# Dashes between the groups, as each country prints them (chance a plate has them): French SIV and
+# Serbian plates always, Dutch and Belgian mostly; German plates space the district from the rest.
+DASHES = {"fr": 0.9, "rs": 0.8, "nl": 0.8, "be": 0.7, "de": 0.3}
+# Light characters on a dark plate: UK black-and-silver plates of historic vehicles, old French black
+# plates. The reader must not learn that characters are always darker than their plate.
+LIGHT_ON_DARK = 0.08
 
 
 @cache
@@ -107,33 +113,52 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...])
             aspect = t.shape[1] / t.shape[0] * rng.uniform(0.9, 1.1)
             row.append(cv2.resize(t, (max(2, round(ch * aspect)), ch), interpolation=cv2.INTER_AREA))
         inks.append(row)
-    gap, group_gap = ch * rng.uniform(0.06, 0.2), ch * rng.uniform(0.3, 0.8)
+    dashes = rng.random() < DASHES.get(country, 0.0)
+    gap, group_gap = ch * rng.uniform(0.06, 0.2), ch * rng.uniform(0.5 if dashes else 0.3, 0.8)
     band = country != "gb" or rng.random() < 0.3  # the blue side band with the country letters
+    dark = rng.random() < LIGHT_ON_DARK
+    band = band and not dark
+    right_band = country == "fr" and band and rng.random() < 0.85  # the region number a French plate ends with
     margin_x, margin_y = ch * rng.uniform(0.2, 0.5), ch * rng.uniform(0.15, 0.35)
     band_w = ch * 0.55 if band else 0.0
+    right_w = ch * 0.55 if right_band else 0.0
     width = sum(t.shape[1] for r in inks for t in r) + gap * sum(len(r) - 1 for r in inks) + group_gap * (len(inks) - 1)
-    pw, ph = round(width + 2 * margin_x + band_w), round(ch + 2 * margin_y)
-    bg = YELLOW if (country == "nl" or (country == "gb" and rng.random() < 0.5)) else WHITE
+    pw, ph = round(width + 2 * margin_x + band_w + right_w), round(ch + 2 * margin_y)
+    if dark:
+        bg, ink = (25, 25, 25), (205, 205, 205)
+    else:
+        bg = YELLOW if (country == "nl" or (country == "gb" and rng.random() < 0.5)) else WHITE
+        ink = (30, 20, 160) if country == "be" and rng.random() < 0.7 else (20, 20, 20)
     bg = np.clip(np.array(bg, np.float32) * rng.uniform(0.8, 1.05) + rng.normal(0, 8, 3), 0, 255)
     plate = np.empty((ph, pw, 3), np.float32)
     plate[:] = bg
-    ink_col = np.array((30, 20, 160) if country == "be" and rng.random() < 0.7 else (20, 20, 20), np.float32)
-    ink_col = np.clip(ink_col + rng.normal(0, 12, 3), 0, 255)
+    ink_col = np.clip(np.array(ink, np.float32) + rng.normal(0, 12, 3), 0, 255)
     x = margin_x + band_w
     y0 = round(margin_y)
-    for r in inks:
+    for n, r in enumerate(inks):
         for t in r:
             x0 = round(x)
             a = t[:, : max(0, min(t.shape[1], pw - x0))][..., None]
             plate[y0:y0 + ch, x0:x0 + a.shape[1]] = plate[y0:y0 + ch, x0:x0 + a.shape[1]] * (1 - a) + ink_col * a
             x += t.shape[1] + gap
         x += group_gap - gap
+        if dashes and n < len(inks) - 1:  # a short bar at mid-height in the gap just passed
+            dw, dh = group_gap * rng.uniform(0.35, 0.6), ch * rng.uniform(0.08, 0.14)
+            cx, cy = x - group_gap / 2, y0 + ch * rng.uniform(0.45, 0.55)
+            plate[round(cy - dh / 2):round(cy + dh / 2) + 1, round(cx - dw / 2):round(cx + dw / 2)] = ink_col
     plate = plate.astype(np.uint8)
+    blue = (150, 50, 10)
     if band:
-        plate[:, : round(band_w)] = np.clip(np.array((150, 50, 10), np.float32) + rng.normal(0, 15, 3), 0, 255)
+        plate[:, : round(band_w)] = np.clip(np.array(blue, np.float32) + rng.normal(0, 15, 3), 0, 255)
         code = {"gb": "UK", "nl": "NL", "be": "B", "rs": "SRB", "br": "BR"}.get(country, country[0].upper())
         cv2.putText(plate, code, (round(band_w * 0.15), ph - round(margin_y)), cv2.FONT_HERSHEY_SIMPLEX, ch / 110,
                     WHITE, 2)
-    if rng.random() < 0.6:  # a dark rim
-        cv2.rectangle(plate, (1, 1), (pw - 2, ph - 2), (20, 20, 20), int(rng.integers(1, 4)))
+    if right_band:  # the department's number under its region's logo, small: not part of the registration
+        x0 = pw - round(right_w)
+        plate[:, x0:] = np.clip(np.array(blue, np.float32) + rng.normal(0, 15, 3), 0, 255)
+        cv2.putText(plate, f"{int(rng.integers(1, 96)):02d}", (x0 + round(right_w * 0.08), ph - round(margin_y)),
+                    cv2.FONT_HERSHEY_SIMPLEX, ch / 150, WHITE, 2)
+    if rng.random() < 0.6:  # a rim
+        rim = (200, 200, 200) if dark else (20, 20, 20)
+        cv2.rectangle(plate, (1, 1), (pw - 2, ph - 2), rim, int(rng.integers(1, 4)))
     return plate, "".join(groups)

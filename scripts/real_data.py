@@ -244,13 +244,43 @@ def composite_glyphs(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator
     return (img, None, False) if out is None else (out, text, False)
 
 
+def crop_weights(crops: list[dict], by_country: dict[str, float]) -> np.ndarray | None:
+    """How likely each real crop is drawn (summing to one): its country's weight from `by_country`
+    (1 where not named); None when nothing is named (all alike). Brazilian crops are half the real
+    ones: weighing them down gives the European typefaces the unit's neighbours drive with more say."""
+    if not by_country:
+        return None
+    w = np.array([float(by_country.get(str(r.get("country", "")), 1.0)) for r in crops])
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"country weights {by_country} leave no crop to draw")
+    return w / w.sum()
+
+
+def parse_country_weights(text: str) -> dict[str, float]:
+    """'br=0.4,ar=0.8' -> {'br': 0.4, 'ar': 0.8}; a clear error for anything else."""
+    out: dict[str, float] = {}
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip().lower()] = float(value)
+        except ValueError:
+            raise ValueError(f"country weight {part!r} is not COUNTRY=WEIGHT (e.g. br=0.4)") from None
+        if not np.isfinite(out[name.strip().lower()]) or out[name.strip().lower()] < 0:
+            raise ValueError(f"country weight {part!r} must be a finite number >= 0")
+    return out
+
+
 def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                 loose: float = 0.0, glyphs: float = 0.0) -> dict[str, np.ndarray]:
+                 loose: float = 0.0, glyphs: float = 0.0, countries: tuple[tuple[str, float], ...] = ()
+                 ) -> dict[str, np.ndarray]:
     """Real plates as the recogniser cuts them: a real crop (its own outline, or its outline in its
     scene where the data has the scene), or a rendered UK plate composited into a real scene, each cut
     with the run-time margins, an outline error and more light, blur and compression; `loose`: this
     share with the looser outline a detector gives real plates (`loosen`); `glyphs`: this share of the
-    composited plates set from real character tiles instead of rendered (`glyph_plates`)."""
+    composited plates set from real character tiles instead of rendered (`glyph_plates`); `countries`:
+    (country, weight) pairs weighing how often real crops are drawn (`crop_weights`)."""
     from train_reader import MAX_LABEL, _empty_chunk
 
     from agent.recognise.consensus import VIEWS
@@ -261,7 +291,8 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
     crops, scenes = read_items(data, licences), detect_items(data, licences)
     xs, ys = _empty_chunk(per_chunk)
     # a few hundred items per chunk, each decoded once and cut many ways (decoding is most of the cost)
-    crop_pool = [crops[int(j)] for j in rng.choice(len(crops), min(len(crops), 400), replace=False)]
+    p = crop_weights(crops, dict(countries))
+    crop_pool = [crops[int(j)] for j in rng.choice(len(crops), min(len(crops), 400), replace=False, p=p)]
     scene_pool = [scenes[int(j)] for j in rng.choice(len(scenes), min(len(scenes), 300), replace=False)]
     images: dict[str, np.ndarray | None] = {}
 

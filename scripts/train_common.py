@@ -3,6 +3,7 @@ int8 export. Training needs the `train` extra (TensorFlow on CPU)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -213,10 +214,18 @@ def prepare_model(model, work: Path, steps_per_epoch: int, epochs: int, loss, lo
     return start_epoch
 
 
+def _country_weights(text: str) -> dict[str, float]:
+    from real_data import parse_country_weights
+
+    try:
+        return parse_country_weights(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int, epochs: int, batch: int,
                lr: float = 2e-3):
     """The command line both training scripts share."""
-    import argparse
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=seed)
@@ -261,6 +270,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                         help="share of the plates composited into real scenes set from the real character tiles "
                              "(real-read/glyphs: UK, German, French, Dutch, Belgian, Serbian, Brazilian typefaces) "
                              "instead of rendered UK plates (scripts/glyph_plates.py)")
+        ap.add_argument("--real-countries", type=_country_weights, default={},
+                        help="how often real crops of each country are drawn, e.g. br=0.4 (others 1): Brazilian "
+                             "crops are half the real ones")
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
         ap.add_argument("--detector-crops", type=int, default=0,

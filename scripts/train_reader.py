@@ -392,7 +392,8 @@ def training_crops(args, n_train: int, n_scene: int, n_found: int, log) -> dict[
         real = cached_chunks(args.work, "real", frame_chunks(args.real_count),
                              functools.partial(reader_chunk, data=args.real.resolve(), seed=args.seed, per_chunk=CHUNK,
                                                licences=licence_families(args), loose=args.real_loose,
-                                               glyphs=args.real_glyphs),
+                                               glyphs=args.real_glyphs,
+                                               countries=tuple(sorted(args.real_countries.items()))),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     return as_reader_sees(train)
@@ -488,7 +489,7 @@ def main() -> None:
             "train_wall_s": state.get("train_wall_s", round(train_s)), "tensorflow": tf.__version__,
             "trained_with": state.get("backend", "tensorflow"),
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
-            "real_loose": args.real_loose, "real_glyphs": args.real_glyphs,
+            "real_loose": args.real_loose, "real_glyphs": args.real_glyphs, "real_countries": args.real_countries,
             "licences": args.licences or "all", "real_sources": real_sources(args)}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)

@@ -81,3 +81,32 @@ def test_the_licence_filter_applies_to_tiles(tmp_path, licences, kept):
     data = _data(tmp_path, {"gb": "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"})
     made = glyph_plate(np.random.default_rng(2), data, licences)
     assert (made is not None) == kept
+
+
+def test_some_plates_have_light_characters_on_a_dark_plate(tmp_path):
+    """UK black-and-silver plates and old French black ones: the reader must see characters lighter
+    than their plate too, and the characters must still be there (not a flat dark plate)."""
+    data = _data(tmp_path, {"gb": "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"})
+    rng = np.random.default_rng(11)
+    plates = [m[0] for m in (glyph_plate(rng, data, ()) for _ in range(300)) if m is not None]
+    dark = [p for p in plates if np.median(p) < 100]
+    assert len(plates) == 300 and 0.02 * 300 <= len(dark) <= 0.2 * 300
+    for p in dark:
+        assert (p > 150).mean() > 0.03  # light strokes drawn on it
+
+
+def test_french_plates_mostly_carry_dashes_and_a_region_band(tmp_path):
+    """French SIV plates print dashes between the groups and end in a blue band with the department's
+    number, which is no part of the registration: the text stays the groups alone."""
+    letters, digits = "ABCDEFGHJKLMNPQRSTVWXYZ", "0123456789"
+    data = _data(tmp_path, {"fr": letters + digits})
+    rng = np.random.default_rng(4)
+    blue_right = 0
+    for _ in range(80):
+        made = glyph_plate(rng, data, ())
+        assert made is not None
+        img, text = made
+        assert any(re.match(_pattern(lay), text) for lay in LAYOUTS["fr"]), text
+        right = img[:, -max(3, img.shape[1] // 40):].reshape(-1, 3).astype(float).mean(axis=0)
+        blue_right += right[0] > right[2] + 60  # BGR: far more blue than red at the right end
+    assert 0.5 * 80 <= blue_right <= 0.95 * 80

@@ -94,3 +94,34 @@ def test_an_unknown_reader_block_is_refused_by_name():
 
     with pytest.raises(SystemExit, match="unknown shape9"):
         reader_blocks("shape,shape9")
+
+
+@settings(max_examples=60)
+@given(st.dictionaries(st.sampled_from(["br", "ar", "fr", "in", "de"]), st.floats(0, 10, allow_nan=False), min_size=1))
+def test_country_weights_parse_back_and_weigh_crops_by_country(weights):
+    """`--real-countries`: the text form parses to the weights given; each crop is drawn as often as its
+    country's weight says (1 where not named)."""
+    import pytest
+    from real_data import crop_weights, parse_country_weights
+
+    text = ",".join(f"{k}={v!r}" for k, v in weights.items())
+    assert parse_country_weights(text) == weights
+    crops = [{"country": c} for c in ("br", "br", "fr", "gb", "ar", "in", "de")]
+    if sum(weights.get(c["country"], 1.0) for c in crops) == 0:
+        with pytest.raises(ValueError):
+            crop_weights(crops, weights)
+        return
+    p = crop_weights(crops, weights)
+    assert p is not None and abs(p.sum() - 1) < 1e-9
+    assert p[3] > 0  # gb is never named: weight 1
+    for i, c in enumerate(crops):
+        assert p[i] / p[3] == pytest.approx(weights.get(c["country"], 1.0))
+
+
+@given(st.sampled_from(["br", "br=", "=0.4", "br=x", "br=-1", "br=nan", "br=0.4;ar=1"]))
+def test_bad_country_weights_are_refused_clearly(text):
+    import pytest
+    from real_data import parse_country_weights
+
+    with pytest.raises(ValueError, match="country weight"):
+        parse_country_weights(text)
