@@ -16,6 +16,7 @@ outlines `alternatives` finds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -59,7 +60,7 @@ class MaskSpread:
 
 
 SPREAD = MaskSpread()
-MAX_SLOPE = np.radians(60)  # steeper than this is not a plate seen by a roadside camera
+MAX_SLOPE = math.radians(60)  # steeper than this is not a plate seen by a roadside camera
 MAX_ASPECT = 6.5  # one plate is at most ~5:1 (UK 520x111 mm, EU with its band); longer is a merged region
 SPLIT_THRESHOLDS = (0.8, 0.95)  # looked at in turn when a region is too long for one plate
 
@@ -74,14 +75,14 @@ class Detection:
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
-        x0, y0 = np.floor(self.quad.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(self.quad.max(axis=0)).astype(int)
-        return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+        (x0, y0), (x1, y1) = self.quad.min(axis=0).tolist(), self.quad.max(axis=0).tolist()
+        x0, y0 = math.floor(x0), math.floor(y0)
+        return x0, y0, math.ceil(x1) - x0, math.ceil(y1) - y0
 
     @property
     def size(self) -> tuple[float, float]:
-        q = self.quad
-        return float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))
+        (ax, ay), (bx, by), _, (dx, dy) = self.quad.tolist()  # called for every region many times a frame
+        return math.hypot(bx - ax, by - ay), math.hypot(dx - ax, dy - ay)
 
 
 def windows(width: int, height: int, tile: bool = False) -> list[tuple[int, int, int, int]]:
@@ -283,14 +284,16 @@ class PlateDetector:
         # grow each component a little so its soft edge (probabilities under the threshold) is included
         n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(mask, np.ones((3, 3), np.uint8)),
                                                               connectivity=8)
+        # cells at the threshold per component, counted at once: most components are specks below min_cells
+        cells = np.bincount(labels[mask.astype(bool)], minlength=n)
         out = []
         for k in range(1, n):
+            if cells[k] < self.min_cells:
+                continue
             x0, y0, bw, bh = (int(v) for v in stats[k, :4])
             ys, xs = np.nonzero(labels[y0:y0 + bh, x0:x0 + bw] == k)  # its own box only: the same cells, in order
             ys, xs = ys + y0, xs + x0
             p = prob[ys, xs]
-            if int((p >= t).sum()) < self.min_cells:
-                continue
             quad = self._quad_from_moments(xs, ys, p)
             if quad is None:
                 continue
@@ -317,29 +320,30 @@ class PlateDetector:
         (L^2 / 12) plus the cell's (s^2 / 12): L = sqrt(12 var - s^2).
         """
         w = np.clip(p, 0, 1).astype(np.float64)
-        tot = w.sum()
+        tot = float(w.sum())
         if tot <= 0:
             return None
         # training drew the plate polygon at coordinates / DET_STRIDE, so cell i stands for input pixel i * s
-        px = xs * DET_STRIDE
-        py = ys * DET_STRIDE
-        cx, cy = (w * px).sum() / tot, (w * py).sum() / tot
+        px = xs * float(DET_STRIDE)
+        py = ys * float(DET_STRIDE)
+        cx, cy = float(w @ px) / tot, float(w @ py) / tot
         dx, dy = px - cx, py - cy
-        var_x, var_y, cov = (w * dx * dx).sum() / tot, (w * dy * dy).sum() / tot, (w * dx * dy).sum() / tot
-        slope = float(np.clip(np.arctan2(cov, var_x), -MAX_SLOPE, MAX_SLOPE))
+        wdx = w * dx
+        var_x, var_y, cov = float(wdx @ dx) / tot, float((w * dy) @ dy) / tot, float(wdx @ dy) / tot
+        slope = min(max(math.atan2(cov, var_x), -MAX_SLOPE), MAX_SLOPE)
         s2 = DET_STRIDE ** 2
-        length = np.sqrt(max(12 * var_x / np.cos(slope) ** 2 - s2, s2))
-        height = np.sqrt(max(12 * (var_y - cov * cov / max(var_x, 1e-9)) - s2, s2 / 4))
+        length = math.sqrt(max(12 * var_x / math.cos(slope) ** 2 - s2, s2))
+        height = math.sqrt(max(12 * (var_y - cov * cov / max(var_x, 1e-9)) - s2, s2 / 4))
         # The mask spills over the plate's edges by a few pixels whatever its size, and wider still
         # beside square plates (fitted on simulated scenes, see SPREAD)
         length = max((length - SPREAD.edge_w) / SPREAD.gain, DET_STRIDE)
         height = max((height - SPREAD.edge_h) / SPREAD.gain, DET_STRIDE / 2)
         if length < SPREAD.square_aspect * height:
             length /= SPREAD.square_w
-        u = np.array([np.cos(slope), np.sin(slope)]) * length / 2
-        v = np.array([0.0, height / 2])
-        c = np.array([cx, cy])
-        return np.stack([c - u - v, c + u - v, c + u + v, c - u + v])
+        ux, uy = math.cos(slope) * length / 2, math.sin(slope) * length / 2
+        v = height / 2
+        return np.array([[cx - ux, cy - uy - v], [cx + ux, cy + uy - v], [cx + ux, cy + uy + v],
+                         [cx - ux, cy - uy + v]])
 
     @staticmethod
     def _suppress(dets: list[Detection], iou: float = 0.3) -> list[Detection]:
