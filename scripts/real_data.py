@@ -273,14 +273,16 @@ def parse_country_weights(text: str) -> dict[str, float]:
 
 
 def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                 loose: float = 0.0, glyphs: float = 0.0, countries: tuple[tuple[str, float], ...] = ()
-                 ) -> dict[str, np.ndarray]:
+                 loose: float = 0.0, glyphs: float = 0.0, countries: tuple[tuple[str, float], ...] = (),
+                 invert: float = 0.0) -> dict[str, np.ndarray]:
     """Real plates as the recogniser cuts them: a real crop (its own outline, or its outline in its
     scene where the data has the scene), or a rendered UK plate composited into a real scene, each cut
     with the run-time margins, an outline error and more light, blur and compression; `loose`: this
     share with the looser outline a detector gives real plates (`loosen`); `glyphs`: this share of the
     composited plates set from real character tiles instead of rendered (`glyph_plates`); `countries`:
-    (country, weight) pairs weighing how often real crops are drawn (`crop_weights`)."""
+    (country, weight) pairs weighing how often real crops are drawn (`crop_weights`); `invert`: this
+    share turned negative (light characters on a dark plate: French black plates, UK black-and-silver
+    ones; a reader that saw only dark characters reads them as nothing or as garbage)."""
     from train_reader import MAX_LABEL, _empty_chunk
 
     from agent.recognise.consensus import VIEWS
@@ -343,6 +345,8 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
                 small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
                 crop = cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
         crop = photometric(crop, rng)
+        if invert and rng.random() < invert:
+            crop = 255 - crop
         xs[k] = reader_crop(crop, two)  # one or two lines as the plate has them, whatever the crop's shape
         lab = encode_label(text)
         ys[k, : len(lab)] = lab

@@ -273,6 +273,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--real-countries", type=_country_weights, default={},
                         help="how often real crops of each country are drawn, e.g. br=0.4 (others 1): Brazilian "
                              "crops are half the real ones")
+        ap.add_argument("--real-invert", type=float, default=0.0,
+                        help="share of the real crops turned negative: light characters on a dark plate (French "
+                             "black plates, UK black-and-silver ones)")
         ap.add_argument("--scene-crops", type=int, default=0,
                         help="add this many plates cut from whole rendered frames (in chunks of 5,000)")
         ap.add_argument("--detector-crops", type=int, default=0,
