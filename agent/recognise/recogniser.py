@@ -229,11 +229,13 @@ class Recogniser:
     def read_plate(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
                    ) -> tuple[Detection, Reading | None, bool, Consensus]:
         """One plate read as `recognise` reads each it detects: along `d`, and from other outlines when
-        that reads badly (`_second_look`); (the outline read along, reading or None, two-line, how the
-        crops agreed). For a plate image whose edges are its outline (`anpr-edge eval`'s crops)."""
+        that reads badly or as nothing (`_second_look`: a crop is known to be a plate, and a box round a
+        steeply sloping one reads as nothing along its edges); (the outline read along, reading or None,
+        two-line, how the crops agreed). For a plate image whose edges are its outline (`anpr-edge
+        eval`'s crops)."""
         t = t if t is not None else StageTimes()
         r, two, res = self.read_detection(img, d, t)
-        if _reads_badly(res):
+        if _reads_badly(res) or res.reading is None:
             return self._second_look(img, d, (r, two, res), t)
         return d, r, two, res
 
