@@ -86,6 +86,11 @@ def _text(rng: np.random.Generator, country: str, have: dict[str, list[Path]]) -
     return None
 
 
+def _band_blue(rng: np.random.Generator) -> np.ndarray:
+    """The blue of an EU side band, a little different on each plate."""
+    return np.clip(np.array((150, 50, 10), np.float32) + rng.normal(0, 15, 3), 0, 255)
+
+
 def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...]) -> tuple[np.ndarray, str] | None:
     """A one-line plate (BGR, about 110 px high) set from real tiles, and its text; None when the
     licences leave no tiles."""
@@ -147,15 +152,14 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...])
             cx, cy = x - group_gap / 2, y0 + ch * rng.uniform(0.45, 0.55)
             plate[round(cy - dh / 2):round(cy + dh / 2) + 1, round(cx - dw / 2):round(cx + dw / 2)] = ink_col
     plate = plate.astype(np.uint8)
-    blue = (150, 50, 10)
     if band:
-        plate[:, : round(band_w)] = np.clip(np.array(blue, np.float32) + rng.normal(0, 15, 3), 0, 255)
+        plate[:, : round(band_w)] = _band_blue(rng)
         code = {"gb": "UK", "nl": "NL", "be": "B", "rs": "SRB", "br": "BR"}.get(country, country[0].upper())
         cv2.putText(plate, code, (round(band_w * 0.15), ph - round(margin_y)), cv2.FONT_HERSHEY_SIMPLEX, ch / 110,
                     WHITE, 2)
     if right_band:  # the department's number under its region's logo, small: not part of the registration
         x0 = pw - round(right_w)
-        plate[:, x0:] = np.clip(np.array(blue, np.float32) + rng.normal(0, 15, 3), 0, 255)
+        plate[:, x0:] = _band_blue(rng)
         cv2.putText(plate, f"{int(rng.integers(1, 96)):02d}", (x0 + round(right_w * 0.08), ph - round(margin_y)),
                     cv2.FONT_HERSHEY_SIMPLEX, ch / 150, WHITE, 2)
     if rng.random() < 0.6:  # a rim

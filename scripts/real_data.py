@@ -260,15 +260,16 @@ def parse_country_weights(text: str) -> dict[str, float]:
     """'br=0.4,ar=0.8' -> {'br': 0.4, 'ar': 0.8}; a clear error for anything else."""
     out: dict[str, float] = {}
     for part in filter(None, (t.strip() for t in text.split(","))):
-        name, sep, value = part.partition("=")
+        name, sep, value = (v.strip() for v in part.partition("="))
         try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip().lower()] = float(value)
+            weight = float(value) if sep and name else None
         except ValueError:
-            raise ValueError(f"country weight {part!r} is not COUNTRY=WEIGHT (e.g. br=0.4)") from None
-        if not np.isfinite(out[name.strip().lower()]) or out[name.strip().lower()] < 0:
+            weight = None
+        if weight is None:
+            raise ValueError(f"country weight {part!r} is not COUNTRY=WEIGHT (e.g. br=0.4)")
+        if not np.isfinite(weight) or weight < 0:
             raise ValueError(f"country weight {part!r} must be a finite number >= 0")
+        out[name.lower()] = weight
     return out
 
 

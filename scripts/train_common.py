@@ -226,7 +226,6 @@ def _country_weights(text: str) -> dict[str, float]:
 def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int, epochs: int, batch: int,
                lr: float = 2e-3):
     """The command line both training scripts share."""
-
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=seed)
     ap.add_argument("--train-count", type=int, default=train_count)

@@ -86,7 +86,6 @@ def test_scene_items_group_crops_of_one_photo(tmp_path):
     assert len(load_real(p, None, ("AGPL",))) == 1
 
 
-
 def test_the_held_out_split_is_the_tenth_of_train_texts_no_reader_trains_on(tmp_path):
     texts = [f"AB{i:02d}CDE" for i in range(60)]
     lines = [{"file": f"crops/{t}.jpg", "text": t, "lines": 1, "country": "gb", "scene": None, "bbox_in_scene": None,

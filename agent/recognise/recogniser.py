@@ -105,7 +105,6 @@ class Recogniser:
         if not 1 <= views <= len(VIEWS):
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
         self.views = views
-        self.second_look_min_chars = SECOND_LOOK_MIN_CHARS
         d = models_dir_or_shipped(models_dir)
         self.models_dir = d
         finder = d / "finder.tflite"  # optional: a detector for the whole-frame pass (PlateDetector)
@@ -267,7 +266,7 @@ class Recogniser:
         looks = 0
         for d in dets:
             r, two, res = self.read_detection(img, d, t)
-            if _reads_badly(res) and looks < MAX_SECOND_LOOKS and len(res.reading.vrm) >= self.second_look_min_chars:
+            if _reads_badly(res) and looks < MAX_SECOND_LOOKS and len(res.reading.vrm) >= SECOND_LOOK_MIN_CHARS:
                 looks += 1
                 d, r, two, res = self._second_look(img, d, (r, two, res), t)
             if r is not None:
