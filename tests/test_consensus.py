@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.plates import UK_FORMATS
 from agent.recognise import Recogniser
 from agent.recognise.consensus import ctc_log_likelihood, ctc_log_likelihoods, greedy_labels, read_views
 from agent.recognise.decode import decode
+from agent.recognise.detector import Detection
 from agent.recognise.preprocess import BLANK, HIDDEN, N_CLASSES
 from agent.recognise.rectify import crop_plate
 from tests.support.reader_output import probs_for
@@ -149,6 +151,37 @@ def test_first_views_agreeing_end_the_reading():
     assert first_views_agree(same)
     assert not first_views_agree([same[0], decode(probs_for("AB12CBE"))])
     assert not first_views_agree([same[0], None])
+
+
+def test_first_views_agreeing_on_a_foreign_text_read_on():
+    """A non-UK text two crops agree on is read from every crop: how many agree is what tells a right
+    foreign read from a confident misread (FIRST_VIEWS)."""
+    from agent.recognise.consensus import first_views_agree
+
+    french = [decode(probs_for("FR452RD"))] * 2
+    assert french[0] is not None and french[0].vrm == "FR452RD" and french[0].format not in UK_FORMATS
+    assert not first_views_agree(french)
+
+
+def test_recogniser_reads_a_foreign_plate_from_every_view(monkeypatch):
+    """End to end on the shipped reader: a plate the first two crops read alike as UK stops there,
+    a non-UK one does not."""
+    import agent.recognise.recogniser as recogniser_module
+    from agent.recognise.consensus import FIRST_VIEWS, VIEWS
+
+    rec = Recogniser(None, 1)
+    runs = []
+    real_run = rec.reader.run
+    monkeypatch.setattr(rec.reader, "run", lambda x: runs.append(1) or real_run(x))
+    for text, views in (("AB12CDE", FIRST_VIEWS), ("FR452RD", len(VIEWS))):
+        monkeypatch.setattr(recogniser_module, "decode", lambda probs, text=text: decode(probs_for(text)))
+        runs.clear()
+        img = np.full((200, 600, 3), 200, np.uint8)
+        d = Detection(np.array([[100, 70], [500, 70], [500, 130], [100, 130]], float), 1.0)
+        reading, _two, res = rec.read_detection(img, d)
+        assert reading is not None and reading.vrm == text
+        assert len(runs) == views
+        assert res.agreement == 1.0
 
 
 
