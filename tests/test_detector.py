@@ -65,11 +65,16 @@ def test_plate_merged_with_a_bright_strip_is_split_out(det):
     (None, True),
 ])
 def test_closer_look_keeps_the_first_outline_unless_it_finds_the_same_plate(det, monkeypatch, closer, kept):
-    # near the corner, so the closer look's window starts at (0, 0) and the drawn map lines up with it
+    from agent.recognise.detector import _closer_width
+
     first = det._components(draw([(np.array([[10.0, 5], [34, 5], [34, 11], [10, 11]]), 1.0)]), 1.0, 0, 0)[0]
     grey = np.zeros((DET_H, DET_W), np.uint8)
-    prob = draw([(closer, 1.0)] if closer is not None else [])
-    monkeypatch.setattr(det, "probability_map", lambda img: (prob, 1.0))
+    # the closer look's window (the first quarter of its detector run): frame cells mapped into it
+    s = DET_W / _closer_width(first)
+    origin = first.quad.mean(axis=0) - np.array([DET_W // 2, DET_H // 2]) / s / 2
+    cells = [((closer * DET_STRIDE - origin) * s / DET_STRIDE, 1.0)] if closer is not None else []
+    prob = draw(cells)
+    monkeypatch.setattr(det.model, "run", lambda x: prob[..., None])
     got = det.refine(grey, first)
     assert (got is first) is kept
 

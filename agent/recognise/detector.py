@@ -7,8 +7,7 @@ in a few tiles (`magnified_windows`): its far plates are 20-30 px wide, too smal
 the letterbox's scale. Each plate found is then looked at again in a window around it, scaled so the
 plate is about REFINE_WIDTH detector pixels wide: at the frame's scale a plate is only a few mask
 cells tall, and its outline (which the reader's crop follows) comes out about a third more exact from
-the closer look. The likeliest FULL_LOOKS regions get a detector run each for it; the rest share
-runs, four quarter-size windows to a run.
+the closer look. The closer looks share detector runs, four quarter-size windows to a run.
 A plate sloping 25 degrees or more can come out of the frame's mask in pieces, and one beside a
 bright surround merged with it; for a detection that read badly the recogniser tries the other
 outlines `alternatives` finds.
@@ -38,11 +37,11 @@ REFINE_WIDTH = 140.0  # plate width in detector pixels for the second, closer lo
 # A steeply sloping plate can come out of the frame's mask as a piece of itself; looked at with the
 # piece this wide (detector pixels), a whole plate 2-5 times its width is at a scale the detector reads.
 CONTEXT_WIDTH = 35.0
-# Closer looks at the likeliest regions of a frame get a whole detector run each; the rest (a real
-# photograph's clutter: 5-6 regions an image) share runs, four quarter-size windows to a run. One
-# since session 14 (was two): with the outline refiner after the closer look, the second region's own
-# run found no more real dev plates (68.8 % at IoU 0.5 with one, 68.2 % with two) and cost 7 ms a photo.
-FULL_LOOKS = 1
+# Every closer look shares a run, four quarter-size windows to it (a real photograph's clutter makes 5-6
+# regions an image). Until session 19 the likeliest region had a whole run of its own (two until session
+# 14); without it (session 19): simulated held-out sets 384 / 413 / 369 plates read where it read
+# 384 / 412 / 366 (seeds 9200007 / 9100003 / 9300011), real-detect train photos 423 / 424 of 518 plates
+# found, real-read train scenes 164 exact both, and 5-10 % less time a real photo.
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +196,9 @@ class PlateDetector:
         return self.refine_all(grey, [d])[0]
 
     def refine_all(self, grey: np.ndarray, dets: list[Detection]) -> list[Detection]:
-        """`refine` for each of `dets` (likeliest first): the first FULL_LOOKS each with a whole
-        detector run, the rest four to a run (`_closer_looks`); a finder's region only where the closer
-        look agrees with it (`finder_agree`)."""
-        looks = [self._look(grey, d.quad.mean(axis=0), _closer_width(d)) for d in dets[:FULL_LOOKS]]
-        looks += self._closer_looks(grey, dets[FULL_LOOKS:])
+        """`refine` for each of `dets`, four to a detector run (`_closer_looks`); a finder's region only
+        where the closer look agrees with it (`finder_agree`)."""
+        looks = self._closer_looks(grey, dets)
         out = []
         for d, found in zip(dets, looks, strict=True):
             w0, h0 = max(d.size[0], 1e-6), max(d.size[1], 1e-6)
