@@ -35,7 +35,7 @@ CHUNK = 5000
 OCCLUSION = 0.12  # share of crops with some characters covered (labelled with the hidden mark)
 EXTRA = "extra_"  # names of the layers added after the first readers (see init_from)
 # The residual blocks, in the order they were added: each reader can start from one with fewer.
-EXTRA_BLOCKS = ("shape", "context", "shape2", "shape3")
+EXTRA_BLOCKS = ("shape", "context", "shape2", "shape3", "wide")
 SHIPPED_BLOCKS = EXTRA_BLOCKS[:3]  # the shipped reader's (`--blocks` default)
 CUTS_PER_PLATE = 2  # crops of each plate cut from a rendered frame, each with its own outline error
 DETECTOR_CUTS = 4  # crops of each plate cut along the detector's outline, each with a run-time view
@@ -208,11 +208,11 @@ def build_model(n_classes: int | None = None, extras: tuple[str, ...] = SHIPPED_
             x = layers.MaxPooling2D(pool)(x)
         return x
 
-    def residual(x, name, kernel):
+    def residual(x, name, kernel, inner=None):
         """A block added to an earlier reader: its last scale starts at zero, so a reader initialised
         from the smaller one starts as that reader and only learns what the extra layers add."""
         ch = x.shape[-1]
-        y = layers.Conv2D(ch, kernel, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+        y = layers.Conv2D(inner or ch, kernel, padding="same", use_bias=False, name=f"{name}_conv1")(x)
         y = layers.BatchNormalization(name=f"{name}_bn1")(y)
         y = layers.ReLU(name=f"{name}_relu")(y)
         y = layers.Conv2D(ch, kernel, padding="same", use_bias=False, name=f"{name}_conv2")(y)
@@ -230,6 +230,8 @@ def build_model(n_classes: int | None = None, extras: tuple[str, ...] = SHIPPED_
         x = residual(x, f"{EXTRA}shape2", 3)  # and more: blurred N/M/H, D/O and 3/5 are the commonest misreads
     if "shape3" in extras:
         x = residual(x, f"{EXTRA}shape3", 3)  # real European plates: O/Q, C/G, 6/8 in typefaces the simulator lacks
+    if "wide" in extras:
+        x = residual(x, f"{EXTRA}wide", 3, inner=128)  # twice the channels inside: more shapes, not more depth
     x = layers.SeparableConv2D(64, 3, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
