@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.recognise.detector import Detection, _iou, overlap
+from agent.recognise.detector import _iou, overlap
 from agent.recognise.recogniser import Recogniser
 
 DETECT_IOU = 0.5
@@ -190,9 +190,7 @@ def evaluate_real(path: Path, rec: Recogniser, min_confidence: float, split: str
 
 
 def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> Counter:
-    h, w = img.shape[:2]
-    quad = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
-    _d, reading, _two, _res = rec.read_plate(img, Detection(quad, 1.0))
+    _d, reading, _two, _res = rec.read_crop(img)
     text = it.plates[0]["text"]
     c = Counter(plates=1, texts=1, detected=1)
     if reading is not None:

@@ -49,6 +49,25 @@ def test_real_crops_read_above_the_floor(rec):
     assert crops["exact"] >= MIN_CROP_EXACT, res["country"]
 
 
+def test_a_loose_crop_is_read_along_the_plate_inside_it(rec):
+    """A committed real crop cut loosely round an Indian plate (153x110: its shape says two lines) reads
+    as nothing along its own edges; `read_crop` also reads along the outline the refiner finds inside
+    it and keeps the likelier read, which is the plate's text."""
+    import cv2
+    import numpy as np
+
+    from agent.recognise.detector import Detection
+
+    img = cv2.imread(str(FIXTURE / "crops" / "inrbf_96.jpg"))
+    h, w = img.shape[:2]
+    _d, along_edges, _two, _res = rec.read_plate(img, Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], float), 1.0))
+    assert along_edges is None or along_edges.vrm != "MP09CP9052"
+    d, reading, _two, _res = rec.read_crop(img)
+    assert reading is not None and reading.vrm == "MP09CP9052"
+    _x, _y, bw, bh = d.bbox
+    assert bw * bh < 0.9 * w * h  # read along an outline inside the crop, not the crop's edges
+
+
 def test_real_scenes_plates_found_above_the_floor(rec):
     res = evaluate_real(FIXTURE / "detect.jsonl", rec, DEFAULT_MIN_CONFIDENCE)
     det = res["kind"]["detect"]

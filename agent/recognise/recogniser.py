@@ -238,6 +238,25 @@ class Recogniser:
             return self._second_look(img, d, (r, two, res), t)
         return d, r, two, res
 
+    def read_crop(self, img: np.ndarray, t: StageTimes | None = None
+                  ) -> tuple[Detection, Reading | None, bool, Consensus]:
+        """A plate crop handed over whole (a labelled crop, an evidence patch re-read): read along its
+        edges and along the outline the refiner finds inside it, the likelier read kept. Crops are cut
+        loosely: a sloping plate in a squarish crop reads as nothing along the crop's edges (its shape
+        says two lines), while the refiner alone cuts into tight crops; the two together read more
+        held-out real crops (`models/candidates/README.md`, session 20)."""
+        t = t if t is not None else StageTimes()
+        h, w = img.shape[:2]
+        whole = Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
+        first = self.read_plate(img, whole, t)
+        if self.outline is None:
+            return first
+        a = time.perf_counter()
+        inner = self._refined(to_grey(img), whole)
+        t.detect += time.perf_counter() - a
+        second = self.read_plate(img, inner, t)
+        return second if _confidence(second[1]) > _confidence(first[1]) else first
+
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look and then the outline refiner."""
         grey = to_grey(img)
@@ -273,6 +292,10 @@ class Recogniser:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
         return _one_read_a_plate(reads)
+
+
+def _confidence(r: Reading | None) -> float:
+    return -1.0 if r is None else r.confidence
 
 
 def _reads_badly(res: Consensus) -> bool:
