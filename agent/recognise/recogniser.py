@@ -244,7 +244,8 @@ class Recogniser:
         edges and along the outline the refiner finds inside it, the likelier read kept. Crops are cut
         loosely: a sloping plate in a squarish crop reads as nothing along the crop's edges (its shape
         says two lines), while the refiner alone cuts into tight crops; the two together read more
-        held-out real crops (`models/candidates/README.md`, session 20)."""
+        held-out real crops (`models/candidates/README.md`, session 20). `anpr-edge eval` reads crops so;
+        the calibration is fitted on crops read along their edges, as loose as a detector's outline."""
         t = t if t is not None else StageTimes()
         h, w = img.shape[:2]
         whole = Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
