@@ -197,3 +197,30 @@ def test_first_views_that_disagree_unsure_of_their_characters_end_the_reading():
     assert np.mean(sure.char_confidences) >= HOPEFUL_MEAN
     assert not first_views_hopeless([sure, unsure[1]])  # one view sure enough: look further
     assert not first_views_hopeless([unsure[1], sure])
+
+
+def test_two_outlines_reading_different_texts_cap_the_likelier():
+    """A crop read along two outlines: the likelier read is kept, and where the other read a different
+    text the kept read is no surer than the other is wrong (both cannot be right)."""
+    import numpy as np
+
+    from agent.recognise.consensus import Consensus
+    from agent.recognise.decode import Reading
+    from agent.recognise.detector import Detection
+    from agent.recognise.recogniser import likelier_read
+
+    box = Detection(np.array([[0, 0], [120, 0], [120, 30], [0, 30]], np.float64), 1.0)
+    inner = Detection(np.array([[10, 5], [110, 5], [110, 25], [10, 25]], np.float64), 1.0)
+
+    def read(d, vrm, conf):
+        r = None if vrm is None else Reading(vrm, conf, (conf,) * len(vrm), "gb_current")
+        return d, r, False, Consensus(r, 1.0)
+
+    d, r, _two, _res = likelier_read(read(box, "AB12CDE", 0.97), read(inner, "AB12CDF", 0.99))
+    assert d is inner and r.vrm == "AB12CDF" and abs(r.confidence - 0.03) < 1e-9
+    d, r, _two, _res = likelier_read(read(box, "AB12CDE", 0.97), read(inner, "AB12CDE", 0.99))
+    assert d is inner and r.confidence == 0.99  # the same text: nothing to doubt
+    d, r, _two, _res = likelier_read(read(box, None, 0.0), read(inner, "AB12CDE", 0.9))
+    assert d is inner and r.confidence == 0.9  # nothing read along the edges
+    d, r, _two, _res = likelier_read(read(box, "AB12CDE", 0.6), read(inner, None, 0.0))
+    assert d is box and r.confidence == 0.6

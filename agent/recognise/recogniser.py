@@ -244,7 +244,8 @@ class Recogniser:
         edges and along the outline the refiner finds inside it, the likelier read kept. Crops are cut
         loosely: a sloping plate in a squarish crop reads as nothing along the crop's edges (its shape
         says two lines), while the refiner alone cuts into tight crops; the two together read more
-        held-out real crops (`models/candidates/README.md`, session 20). `anpr-edge eval` reads crops so;
+        held-out real crops (`models/candidates/README.md`, session 20). Where the two read different
+        texts the likelier's confidence is capped by the other's. `anpr-edge eval` reads crops so;
         the calibration is fitted on crops read along their edges, as loose as a detector's outline."""
         t = t if t is not None else StageTimes()
         h, w = img.shape[:2]
@@ -255,8 +256,7 @@ class Recogniser:
         a = time.perf_counter()
         inner = self._refined(to_grey(img), whole)
         t.detect += time.perf_counter() - a
-        second = self.read_plate(img, inner, t)
-        return second if _confidence(second[1]) > _confidence(first[1]) else first
+        return likelier_read(first, self.read_plate(img, inner, t))
 
     def detect(self, img: np.ndarray) -> list[Detection]:
         """Plates in the frame, each outlined by a second, closer look and then the outline refiner."""
@@ -293,6 +293,20 @@ class Recogniser:
                 reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
                                        r.complete, res.agreement, res.hidden))
         return _one_read_a_plate(reads)
+
+
+PlateReadOf = tuple[Detection, Reading | None, bool, Consensus]
+
+
+def likelier_read(first: PlateReadOf, second: PlateReadOf) -> PlateReadOf:
+    """The likelier of two reads of one plate along two outlines. Two different texts cannot both be
+    right, so the likelier is no surer than the other is wrong: the better of two reads alone is
+    over-confident (more wrong reads published; `models/candidates/README.md`, session 20)."""
+    best, other = (second, first) if _confidence(second[1]) > _confidence(first[1]) else (first, second)
+    r, o = best[1], other[1]
+    if r is None or o is None or o.vrm == r.vrm:
+        return best
+    return best[0], replace(r, confidence=min(r.confidence, 1.0 - max(o.confidence, 0.0))), best[2], best[3]
 
 
 def _confidence(r: Reading | None) -> float:
