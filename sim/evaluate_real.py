@@ -2,7 +2,8 @@
 `real-detect` (scenes with plate boxes, no text) label files of the shared data set.
 
 Three measures, each over the chosen split:
-- crops: the reader alone on a labelled plate crop (the crop is the plate's outline);
+- crops: the reader alone on a labelled plate crop, read along the crop's edges and along the outline
+  the refiner finds inside it (`Recogniser.read_crop`);
 - scenes: the whole recogniser end to end on a photograph, a plate read when a read overlapping its
   box equals its text; reads of no labelled plate are junk;
 - detection: recall at IoU >= 0.5 of the recogniser's plate outlines against the labelled boxes.
