@@ -150,6 +150,8 @@ def recognise(
     threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
                      ] = MAX_VIEWS,
+    crop: Annotated[bool, typer.Option("--crop", help="Each image is one plate crop (an evidence patch, a "
+                                                      "labelled crop): read it as one plate.")] = False,
 ) -> None:
     """Read the plates in images. By default only the reads the unit would publish (at or above the
     threshold) are shown; an unreadable file gives an error line and the command goes on; the exit
@@ -185,7 +187,7 @@ def recognise(
             typer.echo(json.dumps({"file": str(f), "error": msg}) if json_out else f"{f}: error: {msg}")
             continue
         try:
-            reads = rec.recognise(img)
+            reads = rec.recognise_crop(img) if crop else rec.recognise(img)
         except ValueError as e:
             failures += 1
             typer.echo(json.dumps({"file": str(f), "error": str(e)}) if json_out else f"{f}: error: {e}")

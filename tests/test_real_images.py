@@ -200,3 +200,22 @@ def test_uk_marks_composited_into_the_real_fixture_photos_are_read(tmp_path):
     assert res["wrong_published"] <= 1, res
     bad = subprocess.run([sys.executable, script, "--data", str(tmp_path / "none")], capture_output=True, text=True)
     assert bad.returncode != 0 and "not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_recognise_cli_reads_plate_crops_as_one_plate_each(tmp_path):
+    """`anpr-edge recognise --crop`: each image is one plate crop, read along its edges and the outline
+    inside it (one read at most, marked published against the threshold); a file too small to be a
+    crop is an error line, and every input failing exits 1."""
+    import cv2
+    import numpy as np
+
+    res = CliRunner().invoke(app, ["recognise", "--crop", "--json", "--all", str(FIXTURE / "crops" / "inrbf_96.jpg"),
+                                   str(FIXTURE / "crops" / "arfpo_41.jpg")])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in res.output.strip().splitlines() if x.startswith("{")]
+    assert [[r["vrm"] for r in x["reads"]] for x in lines] == [["MP09CP9052"], ["AC453ON"]]
+    assert all(r["published"] == (r["confidence"] >= DEFAULT_MIN_CONFIDENCE) for x in lines for r in x["reads"])
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.full((10, 30, 3), 200, np.uint8))
+    bad = CliRunner().invoke(app, ["recognise", "--crop", str(tiny)])
+    assert bad.exit_code == 1 and "not an image" in bad.output

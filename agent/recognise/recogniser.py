@@ -275,8 +275,7 @@ class Recogniser:
         return d if self.outline is None else self.outline.refine(grey, d)
 
     def recognise(self, img: np.ndarray, times: StageTimes | None = None) -> list[PlateRead]:
-        if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
-            raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
+        _check_image(img)
         t = times if times is not None else StageTimes()
         t0 = time.perf_counter()
         dets = self.detect(img)  # likeliest first
@@ -290,9 +289,25 @@ class Recogniser:
                 looks += 1
                 d, r, two, res = self._second_look(img, d, (r, two, res), t)
             if r is not None:
-                reads.append(PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two,
-                                       r.complete, res.agreement, res.hidden))
+                reads.append(_plate_read(d, r, two, res))
         return _one_read_a_plate(reads)
+
+    def recognise_crop(self, img: np.ndarray) -> list[PlateRead]:
+        """`read_crop` for an image that is one plate crop (an evidence patch, a labelled crop): its
+        read, or none."""
+        _check_image(img)
+        d, r, two, res = self.read_crop(img)
+        return [] if r is None else [_plate_read(d, r, two, res)]
+
+
+def _check_image(img: np.ndarray) -> None:
+    if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
+        raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
+
+
+def _plate_read(d: Detection, r: Reading, two: bool, res: Consensus) -> PlateRead:
+    return PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two, r.complete,
+                     res.agreement, res.hidden)
 
 
 PlateReadOf = tuple[Detection, Reading | None, bool, Consensus]
