@@ -81,9 +81,7 @@ def collect_real(data: Path, rec, scenes: int, licences: tuple[str, ...]) -> lis
         img = cv2.imread(str(data / "real-read" / r["file"]), cv2.IMREAD_COLOR)
         if img is None:
             continue
-        h, w = img.shape[:2]
-        d = Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
-        d, reading, two, res = rec.read_plate(img, d)
+        d, reading, two, res = rec.read_plate(img, Detection.whole(img))
         if reading is None or not reading.complete:
             continue
         out.append(record("real", reading.vrm, reading.char_confidences, reading.format, d.size[1], d.score, two,

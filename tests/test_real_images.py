@@ -54,13 +54,12 @@ def test_a_loose_crop_is_read_along_the_plate_inside_it(rec):
     as nothing along its own edges; `read_crop` also reads along the outline the refiner finds inside
     it and keeps the likelier read, which is the plate's text."""
     import cv2
-    import numpy as np
 
     from agent.recognise.detector import Detection
 
     img = cv2.imread(str(FIXTURE / "crops" / "inrbf_96.jpg"))
     h, w = img.shape[:2]
-    _d, along_edges, _two, _res = rec.read_plate(img, Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], float), 1.0))
+    _d, along_edges, _two, _res = rec.read_plate(img, Detection.whole(img))
     assert along_edges is None or along_edges.vrm != "MP09CP9052"
     d, reading, _two, _res = rec.read_crop(img)
     assert reading is not None and reading.vrm == "MP09CP9052"

@@ -72,6 +72,12 @@ class Detection:
     # replaces its outline only where the two agree (`PlateDetector.finder_agree`)
     from_finder: bool = False
 
+    @classmethod
+    def whole(cls, img: np.ndarray) -> Detection:
+        """The image's edges as a plate's outline: a plate crop handed over whole."""
+        h, w = img.shape[:2]
+        return cls(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
+
     @property
     def bbox(self) -> tuple[int, int, int, int]:
         (x0, y0), (x1, y1) = self.quad.min(axis=0).tolist(), self.quad.max(axis=0).tolist()

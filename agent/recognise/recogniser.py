@@ -32,6 +32,7 @@ from agent.recognise.runtime import Model, ModelError, models_dir_or_shipped
 # outlines (`_second_look`): a piece of a sloping plate reads as a few unsure characters. A region
 # that reads as nothing at all is clutter (the finder's adds some to simulated frames): not looked at
 # again, which kept a frame's mean time at 24 ms instead of 35 on 250 held-out simulated scenes.
+PlateReadOf = tuple[Detection, Reading | None, bool, Consensus]  # the outline read along, its read, two-line, crops
 SECOND_LOOK_BELOW = 0.7
 # Outlines this wide for their height may be a two-line plate or a loose box round a one-line plate:
 # both are tried (`_likelier_layout`). A UK/EU one-line plate is 4.7:1, a Brazilian car plate 3:1.
@@ -198,7 +199,7 @@ class Recogniser:
         return -1.0 if r is None else r.confidence
 
     def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
-                     t: StageTimes) -> tuple[Detection, Reading | None, bool, Consensus]:
+                     t: StageTimes) -> PlateReadOf:
         """`d` read badly: it may be a piece of a steeply sloping plate, a plate merged with its
         surround (`PlateDetector.alternatives`), or a box round a sloping plate, far squarer than the
         plate (`tilted_outlines`: the rectangles sloping inside it). The likeliest read of all the
@@ -226,7 +227,7 @@ class Recogniser:
         return -1.0 if conf is None else conf
 
     def read_plate(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
-                   ) -> tuple[Detection, Reading | None, bool, Consensus]:
+                   ) -> PlateReadOf:
         """One plate read as `recognise` reads each it detects: along `d`, and from other outlines when
         that reads badly or as nothing (`_second_look`: a crop is known to be a plate, and a box round a
         steeply sloping one reads as nothing along its edges); (the outline read along, reading or None,
@@ -239,7 +240,7 @@ class Recogniser:
         return d, r, two, res
 
     def read_crop(self, img: np.ndarray, t: StageTimes | None = None
-                  ) -> tuple[Detection, Reading | None, bool, Consensus]:
+                  ) -> PlateReadOf:
         """A plate crop handed over whole (a labelled crop, an evidence patch re-read): read along its
         edges and along the outline the refiner finds inside it, the likelier read kept. Crops are cut
         loosely: a sloping plate in a squarish crop reads as nothing along the crop's edges (its shape
@@ -248,8 +249,7 @@ class Recogniser:
         texts the likelier's confidence is capped by the other's. `anpr-edge eval` reads crops so;
         the calibration is fitted on crops read along their edges, as loose as a detector's outline."""
         t = t if t is not None else StageTimes()
-        h, w = img.shape[:2]
-        whole = Detection(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
+        whole = Detection.whole(img)
         first = self.read_plate(img, whole, t)
         if self.outline is None:
             return first
@@ -308,9 +308,6 @@ def _check_image(img: np.ndarray) -> None:
 def _plate_read(d: Detection, r: Reading, two: bool, res: Consensus) -> PlateRead:
     return PlateRead(r.vrm, r.confidence, r.char_confidences, r.format, d.quad, d.score, two, r.complete,
                      res.agreement, res.hidden)
-
-
-PlateReadOf = tuple[Detection, Reading | None, bool, Consensus]
 
 
 def likelier_read(first: PlateReadOf, second: PlateReadOf) -> PlateReadOf:
