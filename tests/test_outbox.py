@@ -105,3 +105,23 @@ def test_an_alert_is_committed_with_its_read_and_deleted_at_its_puback(tmp_path)
     assert [a.read_id for a in ob.alerts_due(10, set())] == ["al-1"] and ob.alerts_due(10, {"al-1"}) == []
     ob.alert_sent("al-1")
     assert ob.alerts_due(10, set()) == [] and ob.stats().depth == 1
+
+
+def test_acks_of_one_pass_are_stored_in_one_transaction_all_or_nothing(tmp_path):
+    gone: list[tuple[str, list[str]]] = []
+    ob = Outbox(tmp_path / "o.sqlite", on_delete=lambda why, ids: gone.append((why, ids)))
+    for k in "abcd":
+        ob.put(k, k.encode() * 100)
+    ob.mark_sent("a", "b", "not-here")
+    st = ob.stats()
+    assert (st.depth, st.bytes, st.deleted) == (2, 200, 2) and gone == [("delivered", ["a", "b"])]
+    # a failure part-way leaves every read of the batch stored, the counts true, and the reads held back
+    ob._db.execute("CREATE TRIGGER no_d BEFORE DELETE ON reads WHEN old.read_id = 'd' "
+                   "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    ob.mark_sent("c", "d")
+    st = ob.stats()
+    assert (st.depth, st.bytes, st.deleted) == (2, 200, 2) and st.fault and len(gone) == 1
+    assert ob.newest(10, set()) == []  # held back: no re-send storm
+    ob._db.execute("DROP TRIGGER no_d")
+    ob.mark_sent("c", "d")
+    assert ob.stats().depth == 0 and gone[-1] == ("delivered", ["c", "d"])

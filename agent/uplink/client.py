@@ -76,6 +76,7 @@ class Uplink:
         self._client.on_message = self._on_message
         self._inflight: dict[int, tuple[str, str, float]] = {}  # mid -> (kind, id, published at)
         self._inflight_ids: set[str] = set()
+        self._acked: list[str] = []  # reads the broker acknowledged, not yet marked in the outbox
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -121,12 +122,14 @@ class Uplink:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
+        self._store_acks()
         try:
             if self.stats.connected:
                 info = self._client.publish(f"{self.prefix}/status", json.dumps({"state": "offline"}), 1, True)
                 t0 = time.monotonic()
                 while not info.is_published() and time.monotonic() - t0 < 2:
                     self._client.loop(0.05)
+                    self._store_acks()
                 self._client.disconnect()
         except (OSError, ValueError, RuntimeError) as e:
             log.debug("uplink: disconnect: %s", e)
@@ -165,6 +168,7 @@ class Uplink:
                     delay = min(delay * 2, self.backoff[1])
                     continue
             rc = self._client.loop(0.02)
+            self._store_acks()
             if rc != mqtt.MQTT_ERR_SUCCESS and self.stats.connected:
                 self._lost(f"network loop: {mqtt.error_string(rc)}")
                 continue
@@ -270,7 +274,7 @@ class Uplink:
         with self._lock:
             if not session:  # the broker forgot our in-flight messages: publish them again
                 self._inflight.clear()
-                self._inflight_ids.clear()
+                self._inflight_ids = set(self._acked)  # acknowledged, not yet stored: not again
                 self._audit_inflight = False
         self._live_floor = self.outbox.max_seq()  # what is stored now is backlog; newer reads are live
         self._next_poll = 0.0
@@ -291,7 +295,7 @@ class Uplink:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             item = self._inflight.pop(mid, None)
-            if item is not None:
+            if item is not None and item[0] != "read":  # a read stays busy until its ack is stored
                 self._inflight_ids.discard(item[1])
         if item is None:
             return
@@ -300,6 +304,8 @@ class Uplink:
             self._audit_inflight = False
         if reason_code is not None and getattr(reason_code, "is_failure", False):
             log.error("uplink: broker rejected %s %s: %s", kind, read_id, reason_code)
+            with self._lock:
+                self._inflight_ids.discard(read_id)
             return  # stays in the outbox; retried on the next pass
         if kind == "alert":
             self.outbox.alert_sent(read_id)
@@ -309,12 +315,22 @@ class Uplink:
             self.audit.mark_shipped(int(read_id))
             self.stats.audit_lines_shipped = self.audit.stats.last_seq - self.audit.stats.unshipped
             return
-        self.outbox.mark_sent(read_id)
+        self._acked.append(read_id)  # stored by _store_acks, all of one network pass in one commit
         self.stats.acked += 1
         lat = self.stats.ack_latency_ms
         lat.append((time.monotonic() - t0) * 1000)
         if len(lat) > 10_000:
             del lat[:5000]
+
+    def _store_acks(self) -> None:
+        """Mark the reads acknowledged since the last pass sent, in one outbox transaction; only then
+        may the pump see them as not in flight (else it would publish them again)."""
+        if not self._acked:
+            return
+        ids, self._acked = self._acked, []
+        self.outbox.mark_sent(*ids)
+        with self._lock:
+            self._inflight_ids.difference_update(ids)
 
     def _on_receipt(self, payload: bytes) -> None:
         try:

@@ -87,10 +87,9 @@ def bench_pipeline(models: Path | None = None, latency_frames: int = 750, memory
             acked: list[float] = []
             orig = unit.outbox.mark_sent
 
-            def mark_sent(read_id: str) -> None:
-                if read_id in last_seen:
-                    acked.append((time.monotonic() - last_seen[read_id]) * 1000)
-                orig(read_id)
+            def mark_sent(*read_ids: str) -> None:
+                acked.extend((time.monotonic() - last_seen[r]) * 1000 for r in read_ids if r in last_seen)
+                orig(*read_ids)
 
             unit.outbox.mark_sent = mark_sent
             unit.camera.settings.max_frames = latency_frames
