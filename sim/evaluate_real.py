@@ -211,7 +211,7 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
     c = Counter()
     if it.kind == "detect":
         dets = rec.detect(img)
-        boxes = [d.bbox for d in dets]
+        boxes = [d.extent for d in dets]
         used: set[int] = set()
         for p in it.plates:
             c["plates"] += 1
@@ -230,7 +230,7 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
         c["plates"] += 1
         c["texts"] += 1
         near = [i for i, r in enumerate(reads) if i not in matched and overlap(p["bbox"], r.bbox) > 0.3]
-        if any(_iou(tuple(p["bbox"]), reads[i].bbox) >= DETECT_IOU for i in near):
+        if any(_iou(tuple(p["bbox"]), reads[i].extent) >= DETECT_IOU for i in near):
             c["detected"] += 1
         if not near:
             continue

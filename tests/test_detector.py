@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.recognise.detector import PlateDetector
+from agent.recognise.detector import Detection, PlateDetector
 from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W
 from agent.recognise.runtime import Model
 
@@ -143,3 +143,12 @@ def test_small_photographs_get_the_magnified_pass_with_the_finder(size, magnify,
                       "finder"), finder_threshold=0.85, finder_adds=True, magnify=magnify)
     d.detect(np.random.default_rng(1).integers(0, 255, size, dtype=np.uint8))
     assert calls == {"finder": runs, "detector": 1}
+
+
+def test_extent_is_the_outline_box_unrounded_and_bbox_holds_it():
+    q = np.array([[10.2, 40.6], [20.6, 40.4], [20.7, 43.3], [10.3, 43.5]])
+    d = Detection(q, 0.9)
+    x, y, w, h = d.extent
+    assert (x, y) == (10.2, 40.4) and abs(w - 10.5) < 1e-9 and abs(h - 3.1) < 1e-9
+    bx, by, bw, bh = d.bbox
+    assert (bx, by, bw, bh) == (10, 40, 11, 4) and bx <= x and by <= y and bx + bw >= x + w and by + bh >= y + h

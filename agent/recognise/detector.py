@@ -85,6 +85,13 @@ class Detection:
         return x0, y0, math.ceil(x1) - x0, math.ceil(y1) - y0
 
     @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """The outline's box (x, y, w, h) unrounded: `bbox` rounds outwards, which on a plate 10x3 px
+        adds a third to its height; measured against labelled boxes, this is the outline's own box."""
+        (x0, y0), (x1, y1) = self.quad.min(axis=0).tolist(), self.quad.max(axis=0).tolist()
+        return x0, y0, x1 - x0, y1 - y0
+
+    @property
     def size(self) -> tuple[float, float]:
         (ax, ay), (bx, by), _, (dx, dy) = self.quad.tolist()  # called for every region many times a frame
         return math.hypot(bx - ax, by - ay), math.hypot(dx - ax, dy - ay)
@@ -122,7 +129,7 @@ def magnified_windows(width: int, height: int) -> list[tuple[int, int, int, int]
     return [(x0, y0, x0 + tw, y0 + th) for y0 in starts(height, th) for x0 in starts(width, tw)]
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
     ih = max(0, min(ay1, by1) - max(a[1], b[1]))

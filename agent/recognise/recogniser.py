@@ -70,6 +70,10 @@ class PlateRead:
         return Detection(self.quad, self.det_score).bbox
 
     @property
+    def extent(self) -> tuple[float, float, float, float]:
+        return Detection(self.quad, self.det_score).extent
+
+    @property
     def size(self) -> tuple[float, float]:
         return Detection(self.quad, self.det_score).size
 
