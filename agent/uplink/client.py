@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 IDLE_POLL_S = 1.0
+ACK_STORE_S = 0.1  # PUBACKs are marked in the outbox together, at most this late (or ACK_STORE_MAX at once)
+ACK_STORE_MAX = 200
 MAX_RECEIPT_IDS = 10_000  # read ids in one receipt message
 
 
@@ -77,6 +79,8 @@ class Uplink:
         self._inflight: dict[int, tuple[str, str, float]] = {}  # mid -> (kind, id, published at)
         self._inflight_ids: set[str] = set()
         self._acked: list[str] = []  # reads the broker acknowledged, not yet marked in the outbox
+        self._first_ack = 0.0  # when the oldest of them was acknowledged
+        self.on_acked: Callable[[str], None] | None = None  # read_id, at its PUBACK (benchmarks time it)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -168,7 +172,9 @@ class Uplink:
                     delay = min(delay * 2, self.backoff[1])
                     continue
             rc = self._client.loop(0.02)
-            self._store_acks()
+            if self._acked and (len(self._acked) >= ACK_STORE_MAX
+                                or time.monotonic() - self._first_ack >= ACK_STORE_S):
+                self._store_acks()
             if rc != mqtt.MQTT_ERR_SUCCESS and self.stats.connected:
                 self._lost(f"network loop: {mqtt.error_string(rc)}")
                 continue
@@ -315,7 +321,11 @@ class Uplink:
             self.audit.mark_shipped(int(read_id))
             self.stats.audit_lines_shipped = self.audit.stats.last_seq - self.audit.stats.unshipped
             return
-        self._acked.append(read_id)  # stored by _store_acks, all of one network pass in one commit
+        if not self._acked:
+            self._first_ack = time.monotonic()
+        self._acked.append(read_id)  # stored by _store_acks with those of the next ACK_STORE_S, in one commit
+        if self.on_acked is not None:
+            self.on_acked(read_id)
         self.stats.acked += 1
         lat = self.stats.ack_latency_ms
         lat.append((time.monotonic() - t0) * 1000)

@@ -85,13 +85,12 @@ def bench_pipeline(models: Path | None = None, latency_frames: int = 750, memory
 
             unit._user_on_commit = on_commit
             acked: list[float] = []
-            orig = unit.outbox.mark_sent
 
-            def mark_sent(*read_ids: str) -> None:
-                acked.extend((time.monotonic() - last_seen[r]) * 1000 for r in read_ids if r in last_seen)
-                orig(*read_ids)
+            def on_acked(read_id: str) -> None:
+                if read_id in last_seen:
+                    acked.append((time.monotonic() - last_seen[read_id]) * 1000)
 
-            unit.outbox.mark_sent = mark_sent
+            unit.uplink.on_acked = on_acked
             unit.camera.settings.max_frames = latency_frames
             unit.start()
             t_end = time.monotonic() + latency_frames / 25.0 + 30
