@@ -91,9 +91,24 @@ def _band_blue(rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.array((150, 50, 10), np.float32) + rng.normal(0, 15, 3), 0, 255)
 
 
-def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...]) -> tuple[np.ndarray, str] | None:
-    """A one-line plate (BGR, about 110 px high) set from real tiles, and its text; None when the
-    licences leave no tiles."""
+def _lines(rng: np.random.Generator, groups: list[str], two_line: bool) -> list[list[str]]:
+    """The groups on one line, or split over two as square plates carry them (1-AZE / 381, GM / CI 843,
+    KL 08 / BH 6265): the first group or groups above, the rest below; one group alone is cut in two."""
+    if not two_line:
+        return [groups]
+    if len(groups) == 1:
+        g = groups[0]
+        k = max(1, min(len(g) - 1, round(len(g) * rng.uniform(0.35, 0.5))))
+        return [[g[:k]], [g[k:]]]
+    k = int(rng.integers(1, len(groups)))
+    return [groups[:k], groups[k:]]
+
+
+def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...], two_line: bool = False
+                ) -> tuple[np.ndarray, str] | None:
+    """A plate (BGR, characters 64 px high) set from real tiles, and its text (top line first); one line,
+    or two where `two_line`; None when the licences leave no tiles. Two-line plates matter beyond the UK:
+    square Swiss, Belgian, Greek, Norwegian, Indian plates read top line then bottom line."""
     by_country = tiles(data, licences)
     names = [c for c in WEIGHTS if c in by_country]
     if not names:
@@ -108,16 +123,19 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...])
         return None
     have = by_country[country]
     ch = 64  # character height in px
-    inks = []
-    for g in groups:
-        row = []
-        for c in g:
-            t = _tile(have[c][int(rng.integers(len(have[c])))])
-            if t is None:
-                return None
-            aspect = t.shape[1] / t.shape[0] * rng.uniform(0.9, 1.1)
-            row.append(cv2.resize(t, (max(2, round(ch * aspect)), ch), interpolation=cv2.INTER_AREA))
-        inks.append(row)
+    lines = []
+    for line in _lines(rng, groups, two_line):
+        inks = []
+        for g in line:
+            row = []
+            for c in g:
+                t = _tile(have[c][int(rng.integers(len(have[c])))])
+                if t is None:
+                    return None
+                aspect = t.shape[1] / t.shape[0] * rng.uniform(0.9, 1.1)
+                row.append(cv2.resize(t, (max(2, round(ch * aspect)), ch), interpolation=cv2.INTER_AREA))
+            inks.append(row)
+        lines.append(inks)
     dashes = rng.random() < DASHES.get(country, 0.0)
     gap, group_gap = ch * rng.uniform(0.06, 0.2), ch * rng.uniform(0.5 if dashes else 0.3, 0.8)
     band = country != "gb" or rng.random() < 0.3  # the blue side band with the country letters
@@ -125,10 +143,13 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...])
     band = band and not dark
     right_band = country == "fr" and band and rng.random() < 0.85  # the region number a French plate ends with
     margin_x, margin_y = ch * rng.uniform(0.2, 0.5), ch * rng.uniform(0.15, 0.35)
+    line_gap = ch * rng.uniform(0.15, 0.35) if len(lines) > 1 else 0.0  # drawn only then: one-line plates as before
     band_w = ch * 0.55 if band else 0.0
     right_w = ch * 0.55 if right_band else 0.0
-    width = sum(t.shape[1] for r in inks for t in r) + gap * sum(len(r) - 1 for r in inks) + group_gap * (len(inks) - 1)
-    pw, ph = round(width + 2 * margin_x + band_w + right_w), round(ch + 2 * margin_y)
+    widths = [sum(t.shape[1] for r in inks for t in r) + gap * sum(len(r) - 1 for r in inks)
+              + group_gap * (len(inks) - 1) for inks in lines]
+    pw = round(max(widths) + 2 * margin_x + band_w + right_w)
+    ph = round(len(lines) * ch + (len(lines) - 1) * line_gap + 2 * margin_y)
     if dark:
         bg, ink = (25, 25, 25), (205, 205, 205)
     else:
@@ -138,19 +159,20 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...])
     plate = np.empty((ph, pw, 3), np.float32)
     plate[:] = bg
     ink_col = np.clip(np.array(ink, np.float32) + rng.normal(0, 12, 3), 0, 255)
-    x = margin_x + band_w
-    y0 = round(margin_y)
-    for n, r in enumerate(inks):
-        for t in r:
-            x0 = round(x)
-            a = t[:, : max(0, min(t.shape[1], pw - x0))][..., None]
-            plate[y0:y0 + ch, x0:x0 + a.shape[1]] = plate[y0:y0 + ch, x0:x0 + a.shape[1]] * (1 - a) + ink_col * a
-            x += t.shape[1] + gap
-        x += group_gap - gap
-        if dashes and n < len(inks) - 1:  # a short bar at mid-height in the gap just passed
-            dw, dh = group_gap * rng.uniform(0.35, 0.6), ch * rng.uniform(0.08, 0.14)
-            cx, cy = x - group_gap / 2, y0 + ch * rng.uniform(0.45, 0.55)
-            plate[round(cy - dh / 2):round(cy + dh / 2) + 1, round(cx - dw / 2):round(cx + dw / 2)] = ink_col
+    for li, (inks, width) in enumerate(zip(lines, widths, strict=True)):
+        x = margin_x + band_w + (max(widths) - width) / 2  # each line centred
+        y0 = round(margin_y + li * (ch + line_gap))
+        for n, r in enumerate(inks):
+            for t in r:
+                x0 = round(x)
+                a = t[:, : max(0, min(t.shape[1], pw - x0))][..., None]
+                plate[y0:y0 + ch, x0:x0 + a.shape[1]] = plate[y0:y0 + ch, x0:x0 + a.shape[1]] * (1 - a) + ink_col * a
+                x += t.shape[1] + gap
+            x += group_gap - gap
+            if dashes and n < len(inks) - 1:  # a short bar at mid-height in the gap just passed
+                dw, dh = group_gap * rng.uniform(0.35, 0.6), ch * rng.uniform(0.08, 0.14)
+                cx, cy = x - group_gap / 2, y0 + ch * rng.uniform(0.45, 0.55)
+                plate[round(cy - dh / 2):round(cy + dh / 2) + 1, round(cx - dw / 2):round(cx + dw / 2)] = ink_col
     plate = plate.astype(np.uint8)
     if band:
         plate[:, : round(band_w)] = _band_blue(rng)

@@ -227,21 +227,36 @@ def loosen(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def composite_glyphs(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator, data: Path,
-                     licences: tuple[str, ...]):
+                     licences: tuple[str, ...], two_share: float = 0.0):
     """A plate set from real character tiles (`glyph_plates`) composited at `quad` like `composite_uk`;
-    (image, text or None, two-line False)."""
+    (image, text or None, two-line, the plate's quad). `two_share` > 0: a two-line plate where the box
+    is square, and this share of the others too, set in the middle of the box at its own shape (a
+    square plate stretched over a wide box would not look like one); 0: one line always (as before)."""
     from glyph_plates import glyph_plate
 
-    made = glyph_plate(rng, data, licences)
-    if made is None:
-        return img, None, False
-    tex, text = made
     w = float(np.linalg.norm(quad[1] - quad[0]))
+    h = float(np.linalg.norm(quad[3] - quad[0]))
+    two = two_share > 0 and (w / max(h, 1e-6) < 2.6 or rng.random() < two_share)
+    made = glyph_plate(rng, data, licences, two_line=two)
+    if made is None:
+        return img, None, False, quad
+    tex, text = made
+    if two and w > h * tex.shape[1] / tex.shape[0]:
+        quad, w = _narrowed(quad, h * tex.shape[1] / tex.shape[0]), h * tex.shape[1] / tex.shape[0]
     f = min(1.0, 2.0 * w / tex.shape[1])  # shrunk smoothly first: warping alone would alias the strokes
     if f < 1.0:
         tex = cv2.resize(tex, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     out = composite(img, quad, tex, rng)
-    return (img, None, False) if out is None else (out, text, False)
+    return (img, None, False, quad) if out is None else (out, text, two, quad)
+
+
+def _narrowed(quad: np.ndarray, width: float) -> np.ndarray:
+    """`quad` (TL, TR, BR, BL) cut to `width` along its top edge, about its centre."""
+    c = quad.mean(axis=0)
+    along = (quad[1] - quad[0]) / max(float(np.linalg.norm(quad[1] - quad[0])), 1e-6)
+    down = (quad[3] - quad[0]) / 2
+    half = along * width / 2
+    return np.array([c - half - down, c + half - down, c + half + down, c - half + down], np.float64)
 
 
 def crop_weights(crops: list[dict], by_country: dict[str, float]) -> np.ndarray | None:
@@ -275,7 +290,7 @@ def parse_country_weights(text: str) -> dict[str, float]:
 
 def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
                  loose: float = 0.0, glyphs: float = 0.0, countries: tuple[tuple[str, float], ...] = (),
-                 invert: float = 0.0) -> dict[str, np.ndarray]:
+                 invert: float = 0.0, glyph_two: float = 0.0) -> dict[str, np.ndarray]:
     """Real plates as the recogniser cuts them: a real crop (its own outline, or its outline in its
     scene where the data has the scene), or a rendered UK plate composited into a real scene, each cut
     with the run-time margins, an outline error and more light, blur and compression; `loose`: this
@@ -283,7 +298,8 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
     composited plates set from real character tiles instead of rendered (`glyph_plates`); `countries`:
     (country, weight) pairs weighing how often real crops are drawn (`crop_weights`); `invert`: this
     share turned negative (light characters on a dark plate: French black plates, UK black-and-silver
-    ones; a reader that saw only dark characters reads them as nothing or as garbage)."""
+    ones; a reader that saw only dark characters reads them as nothing or as garbage); `glyph_two`: the
+    tile-set plates in square boxes, and this share of the others, set on two lines (`composite_glyphs`)."""
     from train_reader import MAX_LABEL, _empty_chunk
 
     from agent.recognise.consensus import VIEWS
@@ -325,7 +341,7 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
                 continue
             quad = bbox_quad(ok[int(rng.integers(len(ok)))]["bbox"])
             if glyphs and rng.random() < glyphs:
-                img, text, two = composite_glyphs(img, quad, rng, data, licences)
+                img, text, two, quad = composite_glyphs(img, quad, rng, data, licences, glyph_two)
             else:
                 img, text, two = composite_uk(img, quad, rng)
             if text is None:

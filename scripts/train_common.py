@@ -269,6 +269,9 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                         help="share of the plates composited into real scenes set from the real character tiles "
                              "(real-read/glyphs: UK, German, French, Dutch, Belgian, Serbian, Brazilian typefaces) "
                              "instead of rendered UK plates (scripts/glyph_plates.py)")
+        ap.add_argument("--real-glyph-two", type=float, default=0.0,
+                        help="set the tile-set plates on two lines in square boxes and in this share of the others "
+                             "(square Swiss, Belgian, Greek, Norwegian, Indian plates; 0: one line always)")
         ap.add_argument("--real-countries", type=_country_weights, default={},
                         help="how often real crops of each country are drawn, e.g. br=0.4 (others 1): Brazilian "
                              "crops are half the real ones")

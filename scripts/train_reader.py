@@ -396,7 +396,7 @@ def training_crops(args, n_train: int, n_scene: int, n_found: int, log) -> dict[
                                                licences=licence_families(args), loose=args.real_loose,
                                                glyphs=args.real_glyphs,
                                                countries=tuple(sorted(args.real_countries.items())),
-                                               invert=args.real_invert),
+                                               invert=args.real_invert, glyph_two=args.real_glyph_two),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     return as_reader_sees(train)
@@ -493,7 +493,7 @@ def main() -> None:
             "trained_with": state.get("backend", "tensorflow"),
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
             "real_loose": args.real_loose, "real_glyphs": args.real_glyphs, "real_countries": args.real_countries,
-            "real_invert": args.real_invert,
+            "real_invert": args.real_invert, "real_glyph_two": args.real_glyph_two,
             "licences": args.licences or "all", "real_sources": real_sources(args)}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)

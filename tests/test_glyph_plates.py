@@ -110,3 +110,49 @@ def test_french_plates_mostly_carry_dashes_and_a_region_band(tmp_path):
         right = img[:, -max(3, img.shape[1] // 40):].reshape(-1, 3).astype(float).mean(axis=0)
         blue_right += right[0] > right[2] + 60  # BGR: far more blue than red at the right end
     assert 0.5 * 80 <= blue_right <= 0.95 * 80
+
+
+def _strokes_per_line(img: np.ndarray) -> tuple[int, int]:
+    """Character-sized ink blobs in the top and bottom half of a light plate."""
+    g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    ink = (g < 100).astype(np.uint8)
+    n, _lab, stats, cents = cv2.connectedComponentsWithStats(ink)
+    tall = [k for k in range(1, n) if 25 <= stats[k, cv2.CC_STAT_HEIGHT] <= 70]  # a character, not the rim
+    top = sum(1 for k in tall if cents[k][1] < img.shape[0] / 2)
+    return top, len(tall) - top
+
+
+def test_two_line_plates_are_square_and_carry_every_character_on_one_of_two_lines(tmp_path):
+    """Square plates (Swiss, Belgian, Greek, Indian, UK motorcycle): the first group or groups above, the
+    rest below, so that the reader's cut into halves finds one line in each; one-line plates stay wide."""
+    data = _data(tmp_path, {"gb": "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"})
+    rng = np.random.default_rng(21)
+    checked = 0
+    for _ in range(60):
+        made = glyph_plate(rng, data, (), two_line=True)
+        assert made is not None
+        img, text = made
+        assert is_valid(text) and img.shape[1] / img.shape[0] < 2.6, (text, img.shape)
+        if np.median(img) < 100:
+            continue  # light characters on a dark plate: counted by the test above
+        top, bottom = _strokes_per_line(img)
+        assert top >= 1 and bottom >= 1 and top + bottom == len(text), (text, top, bottom)
+        checked += 1
+    assert checked >= 40
+    one = glyph_plate(np.random.default_rng(21), data, ())
+    assert one is not None and one[0].shape[1] / one[0].shape[0] > 2.6
+
+
+def test_two_line_composites_sit_in_the_box_at_their_own_shape(tmp_path):
+    import real_data
+
+    data = _data(tmp_path, {"gb": "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"})
+    scene = np.random.default_rng(0).integers(60, 200, (300, 400, 3)).astype(np.uint8)
+    wide = real_data.bbox_quad([100, 100, 160, 40])
+    img, text, two, quad = real_data.composite_glyphs(scene.copy(), wide, np.random.default_rng(3), data, (), 1.0)
+    w, h = np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[3] - quad[0])
+    assert text and two and w < 160 and abs(h - 40) < 1e-6 and np.allclose(quad.mean(axis=0), wide.mean(axis=0))
+    assert not np.array_equal(img, scene)
+    # share 0: one line in the box as given (the behaviour before two-line plates)
+    img, text, two, quad = real_data.composite_glyphs(scene.copy(), wide, np.random.default_rng(3), data, (), 0.0)
+    assert text and not two and np.array_equal(quad, wide)
