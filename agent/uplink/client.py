@@ -152,6 +152,7 @@ class Uplink:
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
             if not self.stats.connected:
+                self._store_acks()  # acknowledged before the connection went: marked now, not after the outage
                 try:
                     self._client.connect(host, port, self.broker.keepalive_s, clean_start=False,
                                          properties=connect_properties(self.broker)) \
