@@ -313,8 +313,9 @@ class Outbox:
         Images are deleted now unless `images_until` is "receipt": the broker holds the full read for
         the central's persistent session, the unit keeps the document and hashes for the receipt.
         One transaction for all of them: with synchronous=FULL each commit is a flush to the card, and
-        a backlog drained one commit per PUBACK runs at the card's flush rate (13 a second on a slow
-        disk). Losing an uncommitted delete to power loss only sends that read again."""
+        a backlog drained one commit per PUBACK runs at the card's flush rate (`anpr-edge bench uplink`
+        here: 549 reads/s so, 1,835-2,306 batched). Losing an uncommitted delete to power loss only sends
+        that read again."""
         if not read_ids:
             return
         with self._lock:
