@@ -241,8 +241,9 @@ def composite_glyphs(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator
     if made is None:
         return img, None, False, quad
     tex, text = made
-    if two and w > h * tex.shape[1] / tex.shape[0]:
-        quad, w = _narrowed(quad, h * tex.shape[1] / tex.shape[0]), h * tex.shape[1] / tex.shape[0]
+    own_w = h * tex.shape[1] / tex.shape[0]  # the box's height at the plate's own shape
+    if two and w > own_w:
+        quad, w = _narrowed(quad, own_w), own_w
     f = min(1.0, 2.0 * w / tex.shape[1])  # shrunk smoothly first: warping alone would alias the strokes
     if f < 1.0:
         tex = cv2.resize(tex, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)

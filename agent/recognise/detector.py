@@ -78,17 +78,21 @@ class Detection:
         h, w = img.shape[:2]
         return cls(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64), 1.0)
 
+    def _corners(self) -> tuple[float, float, float, float]:
+        (x0, y0), (x1, y1) = self.quad.min(axis=0).tolist(), self.quad.max(axis=0).tolist()
+        return x0, y0, x1, y1
+
     @property
     def bbox(self) -> tuple[int, int, int, int]:
-        (x0, y0), (x1, y1) = self.quad.min(axis=0).tolist(), self.quad.max(axis=0).tolist()
-        x0, y0 = math.floor(x0), math.floor(y0)
-        return x0, y0, math.ceil(x1) - x0, math.ceil(y1) - y0
+        x0, y0, x1, y1 = self._corners()
+        left, top = math.floor(x0), math.floor(y0)
+        return left, top, math.ceil(x1) - left, math.ceil(y1) - top
 
     @property
     def extent(self) -> tuple[float, float, float, float]:
         """The outline's box (x, y, w, h) unrounded: `bbox` rounds outwards, which on a plate 10x3 px
         adds a third to its height; measured against labelled boxes, this is the outline's own box."""
-        (x0, y0), (x1, y1) = self.quad.min(axis=0).tolist(), self.quad.max(axis=0).tolist()
+        x0, y0, x1, y1 = self._corners()
         return x0, y0, x1 - x0, y1 - y0
 
     @property

@@ -323,9 +323,9 @@ class Outbox:
             freed = 0
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                now = time.time()
                 for read_id in read_ids:
                     if self.receipts:
-                        now = time.time()
                         self._db.execute(
                             "UPDATE reads SET sent_at = ?, attempts = attempts + 1, "
                             "due = ? + min(?, ? * (1 << min(attempts, 16))) WHERE read_id = ?",
