@@ -301,8 +301,8 @@ def _print_real(res: dict, json_out: bool) -> None:
     from rich.table import Table
 
     t = Table(title=f"anpr-edge eval {res['labels']} (split {res['split']}, threshold {res['min_confidence']})")
-    cols = ("group", "images", "plates", "detection recall", "exact", "wrong at threshold", "junk / image",
-            "ms p50")
+    cols = ("group", "images", "plates", "detection recall", "exact", "wrong at threshold",
+            "junk reads / image (published)", "junk regions / image", "ms p50")
     for c in cols:
         t.add_column(c)
     for g in ("kind", "source", "country"):
@@ -310,7 +310,9 @@ def _print_real(res: dict, json_out: bool) -> None:
             t.add_row(k, str(r["images"]), str(r["plates"]),
                       f"{r['detection_recall']:.2%}" if "detection_recall" in r else "-",
                       f"{r['exact']:.2%}" if "exact" in r else "-",
-                      f"{r['wrong_at_threshold']} of {r['reads_at_threshold']}", f"{r['junk_reads_per_image']:.2f}",
+                      f"{r.get('wrong_at_threshold', '?')} of {r['reads_at_threshold']}",
+                      f"{r['junk_reads_per_image']:.2f} ({r['junk_published_per_image']:.2f})",
+                      f"{r['junk_regions_per_image']:.2f}" if "junk_regions_per_image" in r else "-",
                       f"{r.get('ms_p50', 0):.0f}")
     Console().print(t)
 

@@ -6,9 +6,12 @@ Three measures, each over the chosen split:
   the refiner finds inside it (`Recogniser.read_crop`);
 - scenes: the whole recogniser end to end on a photograph, a plate read when a read overlapping its
   box equals its text; reads of no labelled plate are junk;
-- detection: recall at IoU >= 0.5 of the recogniser's plate outlines against the labelled boxes.
+- detection: recall at IoU >= 0.5 of the recogniser's plate outlines against the labelled boxes; the
+  regions overlapping no labelled plate (junk regions, each a cost in time), and the photo read end to
+  end: its reads of no labelled plate, published or not (junk reads; a user sees the published ones).
 Wrong reads count reads at or above the publishing threshold that are not the plate's text (a
-misread plate or junk), over all reads at or above it.
+misread plate or junk), over all reads at or above it; a detection-only photo has no text to check
+its reads on plates against, so only its junk is counted there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from agent.recognise.detector import _iou, overlap
 from agent.recognise.recogniser import Recogniser
 
 DETECT_IOU = 0.5
+JUNK_OVERLAP = 0.3  # a region or read overlapping every labelled plate less than this is junk
 
 
 @dataclass(slots=True)
@@ -53,9 +57,14 @@ class Tally:
             out["exact"] = round(c["exact"] / max(c["texts"], 1), 4)
             out["within_one"] = round(c["within1"] / max(c["texts"], 1), 4)
         out["reads_at_threshold"] = c["published"]
-        out["wrong_at_threshold"] = c["wrong_published"]
-        out["wrong_rate_at_threshold"] = round(c["wrong_published"] / max(c["published"], 1), 4)
-        out["junk_reads_per_image"] = round(c["junk"] / max(c["images"], 1), 3)
+        if c["texts"] or not c["plates"]:  # a detection-only photo's reads on its plates cannot be checked
+            out["wrong_at_threshold"] = c["wrong_published"]
+            out["wrong_rate_at_threshold"] = round(c["wrong_published"] / max(c["published"], 1), 4)
+        images = max(c["images"], 1)
+        out["junk_reads_per_image"] = round(c["junk"] / images, 3)
+        out["junk_published_per_image"] = round(c["junk_published"] / images, 3)
+        if "junk_regions" in c:
+            out["junk_regions_per_image"] = round(c["junk_regions"] / images, 3)
         if self.ms:
             out["ms_p50"] = round(statistics.median(self.ms), 1)
             out["ms_p99"] = round(float(np.percentile(self.ms, 99)), 1)
@@ -220,8 +229,14 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
             if best[0] is not None and best[1] >= DETECT_IOU:
                 used.add(best[0])
                 c["detected"] += 1
-        c["junk"] += sum(1 for i, b in enumerate(boxes) if i not in used
-                         and all(overlap(p["bbox"], b) < 0.3 for p in it.plates))
+        c["junk_regions"] += sum(1 for i, b in enumerate(boxes) if i not in used
+                                 and all(overlap(p["bbox"], b) < JUNK_OVERLAP for p in it.plates))
+        for r in rec.read_regions(img, dets):
+            junk = all(overlap(p["bbox"], r.extent) < JUNK_OVERLAP for p in it.plates)
+            c["junk"] += junk
+            if r.confidence >= thr:
+                c["published"] += 1
+                c["junk_published"] += junk
         c.setdefault("detected", 0)
         return c
     reads = rec.recognise(img)
@@ -229,7 +244,7 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
     for p in it.plates:
         c["plates"] += 1
         c["texts"] += 1
-        near = [i for i, r in enumerate(reads) if i not in matched and overlap(p["bbox"], r.bbox) > 0.3]
+        near = [i for i, r in enumerate(reads) if i not in matched and overlap(p["bbox"], r.bbox) > JUNK_OVERLAP]
         if any(_iou(tuple(p["bbox"]), reads[i].extent) >= DETECT_IOU for i in near):
             c["detected"] += 1
         if not near:
@@ -244,5 +259,6 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
         if r.confidence >= thr:
             c["published"] += 1
             c["wrong_published"] += not ok
+            c["junk_published"] += i not in matched
     c.setdefault("detected", 0)
     return c

@@ -25,6 +25,9 @@ MODELS = ROOT / "models"
 MIN_CROP_EXACT = 0.5
 MIN_DETECTION_RECALL = 0.8
 MAX_JUNK_PER_IMAGE = 7.0
+# The bar for what a user sees: at most one published read of no plate in ten photographs (none
+# in session 22: 6 published reads in the 41 photos, 2.7 unpublished junk reads an image).
+MAX_JUNK_PUBLISHED_PER_IMAGE = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,10 @@ def test_real_scenes_plates_found_above_the_floor(rec):
     det = res["kind"]["detect"]
     assert det["images"] == 41 and det["plates"] >= 41
     assert det["detection_recall"] >= MIN_DETECTION_RECALL, res["source"]
-    assert det["junk_reads_per_image"] <= MAX_JUNK_PER_IMAGE, res["source"]
+    assert det["junk_regions_per_image"] <= MAX_JUNK_PER_IMAGE, res["source"]
+    # read end to end too: what is published off every labelled plate, and no text to check reads against
+    assert det["reads_at_threshold"] >= 1 and "wrong_at_threshold" not in det
+    assert det["junk_published_per_image"] <= MAX_JUNK_PUBLISHED_PER_IMAGE, res["source"]
 
 
 def test_eval_cli_scores_real_labels_per_kind_source_and_country(tmp_path):

@@ -283,8 +283,14 @@ class Recogniser:
         t = times if times is not None else StageTimes()
         t0 = time.perf_counter()
         dets = self.detect(img)  # likeliest first
-        t1 = time.perf_counter()
-        t.detect += t1 - t0
+        t.detect += time.perf_counter() - t0
+        return self.read_regions(img, dets, t)
+
+    def read_regions(self, img: np.ndarray, dets: list[Detection], times: StageTimes | None = None
+                     ) -> list[PlateRead]:
+        """The reads of `detect`'s regions (likeliest first), one a plate: `recognise` after its
+        detection, for a caller that also needs the regions (`anpr-edge eval` measures both)."""
+        t = times if times is not None else StageTimes()
         reads = []
         looks = 0
         for d in dets:
