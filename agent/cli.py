@@ -301,7 +301,7 @@ def _print_real(res: dict, json_out: bool) -> None:
     from rich.table import Table
 
     t = Table(title=f"anpr-edge eval {res['labels']} (split {res['split']}, threshold {res['min_confidence']})")
-    cols = ("group", "images", "plates", "detection recall", "exact", "wrong at threshold",
+    cols = ("group", "images", "plates", "detection recall", "exact (published)", "wrong at threshold",
             "junk reads / image (published)", "junk regions / image", "ms p50")
     for c in cols:
         t.add_column(c)
@@ -309,7 +309,7 @@ def _print_real(res: dict, json_out: bool) -> None:
         for k, r in res[g].items():
             t.add_row(k, str(r["images"]), str(r["plates"]),
                       f"{r['detection_recall']:.2%}" if "detection_recall" in r else "-",
-                      f"{r['exact']:.2%}" if "exact" in r else "-",
+                      f"{r['exact']:.2%} ({r['exact_published']:.2%})" if "exact" in r else "-",
                       f"{r.get('wrong_at_threshold', '?')} of {r['reads_at_threshold']}",
                       f"{r['junk_reads_per_image']:.2f} ({r['junk_published_per_image']:.2f})",
                       f"{r['junk_regions_per_image']:.2f}" if "junk_regions_per_image" in r else "-",

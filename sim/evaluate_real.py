@@ -56,6 +56,8 @@ class Tally:
         if c["texts"]:
             out["exact"] = round(c["exact"] / max(c["texts"], 1), 4)
             out["within_one"] = round(c["within1"] / max(c["texts"], 1), 4)
+            # what a user sees by default: plates read exactly at or above the threshold
+            out["exact_published"] = round(c["exact_published"] / c["texts"], 4)
         out["reads_at_threshold"] = c["published"]
         if c["texts"] or not c["plates"]:  # a detection-only photo's reads on its plates cannot be checked
             out["wrong_at_threshold"] = c["wrong_published"]
@@ -207,6 +209,7 @@ def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> C
         from agent.pipeline.tracker import edit_distance
 
         c["exact"] += reading.vrm == text
+        c["exact_published"] += reading.vrm == text and reading.confidence >= thr
         c["within1"] += edit_distance(reading.vrm, text) <= 1
         if reading.confidence >= thr:
             c["published"] += 1
@@ -252,6 +255,7 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
         i = min(near, key=lambda i: edit_distance(reads[i].vrm, p["text"]))
         matched.update(near)
         c["exact"] += reads[i].vrm == p["text"]
+        c["exact_published"] += reads[i].vrm == p["text"] and reads[i].confidence >= thr
         c["within1"] += edit_distance(reads[i].vrm, p["text"]) <= 1
     for i, r in enumerate(reads):
         ok = i in matched and any(r.vrm == p["text"] for p in it.plates)

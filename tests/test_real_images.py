@@ -52,6 +52,23 @@ def test_real_crops_read_above_the_floor(rec):
     assert crops["exact"] >= MIN_CROP_EXACT, res["country"]
 
 
+def test_exact_published_counts_the_right_reads_a_user_sees(rec):
+    """`exact_published`: plates whose read is right and at or above the threshold (what `recognise`
+    prints by default), counted again here read by read; a lower threshold publishes more."""
+    import cv2
+
+    items = load_real(FIXTURE / "read.jsonl", "dev")[:10]
+    for thr in (DEFAULT_MIN_CONFIDENCE, 0.5):
+        res = evaluate_real(FIXTURE / "read.jsonl", rec, thr, limit=10)["kind"]["crop"]
+        seen = 0
+        for it in items:
+            _d, r, _two, _res = rec.read_crop(cv2.imread(str(it.file)))
+            seen += r is not None and r.vrm == it.plates[0]["text"] and r.confidence >= thr
+        assert res["exact_published"] == round(seen / 10, 4)
+        assert res["exact_published"] <= res["exact"]
+    assert seen >= 1  # at 0.5 the fixture's crops publish some right reads
+
+
 def test_a_loose_crop_is_read_along_the_plate_inside_it(rec):
     """A committed real crop cut loosely round an Indian plate (153x110: its shape says two lines) reads
     as nothing along its own edges; `read_crop` also reads along the outline the refiner finds inside
