@@ -54,8 +54,8 @@ class Tally:
         if c["detected"] or "detected" in c:
             out["detection_recall"] = round(c["detected"] / n, 4)
         if c["texts"]:
-            out["exact"] = round(c["exact"] / max(c["texts"], 1), 4)
-            out["within_one"] = round(c["within1"] / max(c["texts"], 1), 4)
+            out["exact"] = round(c["exact"] / c["texts"], 4)
+            out["within_one"] = round(c["within1"] / c["texts"], 4)
             # what a user sees by default: plates read exactly at or above the threshold
             out["exact_published"] = round(c["exact_published"] / c["texts"], 4)
         out["reads_at_threshold"] = c["published"]
@@ -209,10 +209,10 @@ def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> C
         from agent.pipeline.tracker import edit_distance
 
         c["exact"] += reading.vrm == text
-        c["exact_published"] += reading.vrm == text and reading.confidence >= thr
         c["within1"] += edit_distance(reading.vrm, text) <= 1
         if reading.confidence >= thr:
             c["published"] += 1
+            c["exact_published"] += reading.vrm == text
             c["wrong_published"] += reading.vrm != text
     return c
 
