@@ -1,6 +1,5 @@
 """Detector post-processing on probability maps drawn by hand: plate geometry and merged regions."""
 
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -99,36 +98,32 @@ def test_other_outlines_include_the_whole_plate_a_piece_belongs_to(det, monkeypa
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(16, 5000), st.integers(16, 4000))
-def test_magnified_windows_cover_small_images_at_twice_the_scale(width, height):
-    """Tiles of a photograph smaller than 640x480 cover all of it, overlapping, each letterboxed MAGNIFY
-    times as large as the whole image; 640x480 and larger frames get none."""
-    from agent.recognise.detector import MAGNIFY, MAGNIFY_MIN_SCALE, MAGNIFY_OVERLAP, magnified_windows
+def test_magnified_scale_is_twice_the_letterbox_as_far_as_the_magnifier_holds_the_image(width, height):
+    """A photograph smaller than 640x480 is looked at MAGNIFY times the letterbox's scale, whole, in the
+    magnifier's input (less magnified where it would not fit); 640x480 and larger frames are not."""
+    from agent.recognise.detector import MAGNIFY, MAGNIFY_MIN_SCALE, magnified_scale
 
+    size = (768, 1024)
     s0 = min(DET_W / width, DET_H / height)
-    tiles = magnified_windows(width, height)
+    s = magnified_scale(width, height, size)
     if s0 < MAGNIFY_MIN_SCALE:
-        assert tiles == []
+        assert s is None
         return
-    assert len(tiles) >= 2
-    covered = np.zeros((height, width), bool)
-    for x0, y0, x1, y1 in tiles:
-        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
-        covered[y0:y1, x0:x1] = True
-        # the tile is the detector input's size at MAGNIFY times the whole image's letterbox scale
-        assert x1 - x0 == width or abs((x1 - x0) - DET_W / (MAGNIFY * s0)) <= 0.5
-        assert y1 - y0 == height or abs((y1 - y0) - DET_H / (MAGNIFY * s0)) <= 0.5
-    assert covered.all()
-    xs, ys = sorted({t[0] for t in tiles}), sorted({t[1] for t in tiles})
-    for starts, size in ((xs, tiles[0][2] - tiles[0][0]), (ys, tiles[0][3] - tiles[0][1])):
-        assert all(b - a <= size * (1 - MAGNIFY_OVERLAP) + 1 for a, b in pairwise(starts))
+    assert round(width * s) <= size[1] and round(height * s) <= size[0]  # all of it in one run
+    assert s <= MAGNIFY * s0 + 1e-9
+    # as magnified as it can be: MAGNIFY times, or filling the magnifier's width or height
+    assert s >= MAGNIFY * s0 - 1e-9 or abs(width * s - size[1]) < 1e-6 or abs(height * s - size[0]) < 1e-6
+    assert s > s0 or s0 * width >= size[1] or s0 * height >= size[0]
 
 
-@pytest.mark.parametrize(("size", "magnify", "runs"), [((240, 320), True, 7), ((240, 320), False, 1),
-                                                       ((480, 640), True, 1), ((720, 1280), True, 1)])
-def test_small_photographs_get_the_magnified_pass_with_the_finder(size, magnify, runs):
-    """The whole-frame pass runs the finder once; a 320x240 photo runs it once more a magnified tile
-    (six), and the simulator-trained detector never on them (it added clutter and found fewer)."""
-    calls = {"finder": 0, "detector": 0}
+@pytest.mark.parametrize(("size", "magnify", "runs"),
+                         [((240, 320), True, {"finder": 0, "magnifier": 1}), ((240, 320), False, {"finder": 1}),
+                          ((480, 640), True, {"finder": 1}), ((720, 1280), True, {"finder": 1})])
+def test_small_photographs_get_one_magnified_pass_with_the_finder(size, magnify, runs, tmp_path):
+    """A small photo's one finder pass is the magnifier's, over all of it (the finder exported at a
+    larger input); larger frames, or with magnify off, the finder's own letterboxed pass. The
+    simulator-trained detector runs once on each, never magnified (it added clutter and found fewer)."""
+    calls = {"finder": 0, "magnifier": 0, "detector": 0}
 
     class Counting(Model):
         def __init__(self, path, name):
@@ -140,9 +135,10 @@ def test_small_photographs_get_the_magnified_pass_with_the_finder(size, magnify,
             return super().run(x)
 
     d = PlateDetector(Counting(MODELS / "detector.tflite", "detector"), finder=Counting(MODELS / "finder.tflite",
-                      "finder"), finder_threshold=0.85, finder_adds=True, magnify=magnify)
+                      "finder"), finder_threshold=0.85, finder_adds=True, magnify=magnify,
+                      magnifier=Counting(MODELS / "finder_magnified.tflite", "magnifier"))
     d.detect(np.random.default_rng(1).integers(0, 255, size, dtype=np.uint8))
-    assert calls == {"finder": runs, "detector": 1}
+    assert calls == {"finder": 0, "magnifier": 0, "detector": 1} | runs
 
 
 def test_extent_is_the_outline_box_unrounded_and_bbox_holds_it():

@@ -2,12 +2,13 @@
 
 Any image is letterboxed whole into the detector input: one pass, whatever its size (tiles of very
 large photographs at a finer scale only when asked, `tile`). A photograph smaller than 640x480 (a
-320x240 or 416x416 photo, which the letterbox hardly shrinks) is also looked at MAGNIFY times larger,
-in a few tiles (`magnified_windows`): its far plates are 20-30 px wide, too small for the detector at
-the letterbox's scale. Each plate found is then looked at again in a window around it, scaled so the
-plate is about REFINE_WIDTH detector pixels wide: at the frame's scale a plate is only a few mask
-cells tall, and its outline (which the reader's crop follows) comes out about a third more exact from
-the closer look. The closer looks share detector runs, four quarter-size windows to a run.
+320x240 or 416x416 photo, which the letterbox hardly shrinks) is looked at by the finder MAGNIFY
+times larger instead, whole, in one run of the finder exported at a larger input (`magnifier`,
+`magnified_scale`): its far plates are 20-30 px wide, too small at the letterbox's scale. Each plate
+found is then looked at again in a window around it, scaled so the plate is about REFINE_WIDTH
+detector pixels wide: at the frame's scale a plate is only a few mask cells tall, and its outline
+(which the reader's crop follows) comes out about a third more exact from the closer look. The
+closer looks share detector runs, four quarter-size windows to a run.
 A plate sloping 25 degrees or more can come out of the frame's mask in pieces, and one beside a
 bright surround merged with it; for a detection that read badly the recogniser tries the other
 outlines `alternatives` finds.
@@ -26,13 +27,14 @@ from agent.recognise.runtime import Model
 
 TILE_SCALE = 0.4  # detector scale used for tiles of large images
 # Photographs smaller than 640x480 (letterbox scale at least MAGNIFY_MIN_SCALE) are looked at again
-# MAGNIFY times as large, in tiles overlapping by MAGNIFY_OVERLAP of a tile. Measured on the real-detect
-# dev photos (session 15): plates found 68.8 -> 76.4 % (plates under 30 px wide 37 -> 53 %); twice 74.3 %
+# MAGNIFY times as large. Measured on the real-detect dev photos (session 15, in overlapping tiles of the
+# finder's own input): plates found 68.8 -> 76.4 % (plates under 30 px wide 37 -> 53 %); twice 74.3 %
 # with tiles that do not overlap; 1.7x 73.5 %, 2.5x 75.2 %, 3x 72.3 % (more clutter crowds the plates out).
+# Since session 23 in one run of the finder exported at 768x1024 (`scripts/export_magnified.py`): a
+# 320x240 photo at 3.2x fills it, where six tiles took six runs of the 640x384 finder.
 # 640x480 and larger (the unit's own 1280x720 frames) get the one letterboxed pass only.
 MAGNIFY = 2.0
 MAGNIFY_MIN_SCALE = 0.85
-MAGNIFY_OVERLAP = 0.1
 REFINE_WIDTH = 140.0  # plate width in detector pixels for the second, closer look
 # A steeply sloping plate can come out of the frame's mask as a piece of itself; looked at with the
 # piece this wide (detector pixels), a whole plate 2-5 times its width is at a scale the detector reads.
@@ -115,22 +117,14 @@ def windows(width: int, height: int, tile: bool = False) -> list[tuple[int, int,
     return out
 
 
-def magnified_windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Tiles (x0, y0, x1, y1) of a small image, each the detector input's aspect, that the letterbox
-    scales MAGNIFY times as much as the whole image; none for an image it shrinks more than
-    MAGNIFY_MIN_SCALE (the unit's frames)."""
+def magnified_scale(width: int, height: int, size: tuple[int, int]) -> float | None:
+    """The scale of the magnified pass over an image: MAGNIFY times the letterbox's, as far as the
+    magnifier's input `size` (height, width) holds the whole image; None for an image the letterbox
+    shrinks more than MAGNIFY_MIN_SCALE (the unit's frames)."""
     s0 = min(DET_W / width, DET_H / height)
     if s0 < MAGNIFY_MIN_SCALE:
-        return []
-    tw, th = min(width, round(DET_W / (s0 * MAGNIFY))), min(height, round(DET_H / (s0 * MAGNIFY)))
-
-    def starts(length: int, tile: int) -> list[int]:
-        if tile >= length:
-            return [0]
-        n = int(np.ceil((length - tile * MAGNIFY_OVERLAP) / (tile * (1 - MAGNIFY_OVERLAP)) - 1e-9))
-        return [round(v) for v in np.linspace(0, length - tile, max(n, 2))]
-
-    return [(x0, y0, x0 + tw, y0 + th) for y0 in starts(height, th) for x0 in starts(width, tw)]
+        return None
+    return min(MAGNIFY * s0, size[1] / width, size[0] / height)
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -156,18 +150,22 @@ def overlap(a, b) -> float:
 class PlateDetector:
     def __init__(self, model: Model, threshold: float = 0.5, min_cells: int = 3, tile: bool = False,
                  finder: Model | None = None, finder_threshold: float | None = None,
-                 finder_adds: bool = False, magnify: bool = True, finder_agree: float = 0.0) -> None:
+                 finder_adds: bool = False, magnify: bool = True, finder_agree: float = 0.0,
+                 magnifier: Model | None = None) -> None:
         """`finder`: a second detector for the first, whole-frame pass only (one trained on real photographs
         finds plates the simulator never showed); `model` then makes the closer looks, which set the
-        outline the reader reads along. `magnify`: small photographs get the magnified pass too (with
-        the finder where there is one). `finder_agree`: a region the finder outlined takes the closer
-        look's outline only where the two boxes overlap at least this much (IoU; 0: always, as the
-        detector's own regions do). The simulator-trained detector outlines real plates worse than a
-        finder trained on them (often the whole bumper); on simulated plates the two agree and the
-        closer look's more exact outline is kept."""
+        outline the reader reads along. `magnify`: the finder looks at small photographs magnified, by
+        `magnifier` (the finder at a larger input; without one, at the letterbox's scale).
+        `finder_agree`: a region the finder outlined takes the closer look's outline only where the
+        two boxes overlap at least this much (IoU; 0: always, as the detector's own regions do). The
+        simulator-trained detector outlines real plates worse than a finder trained on them (often the
+        whole bumper); on simulated plates the two agree and the closer look's more exact outline is
+        kept."""
         for m in (model, finder):
             if m is not None and m.input_shape[1:3] != (DET_H, DET_W):
                 raise ValueError(f"detector model input {m.input_shape} is not (1, {DET_H}, {DET_W}, 1)")
+        if magnifier is not None and (magnifier.input_shape[1] < DET_H or magnifier.input_shape[2] < DET_W):
+            raise ValueError(f"magnifier input {magnifier.input_shape} is smaller than ({DET_H}, {DET_W})")
         self.model = model
         self.finder = finder
         self.finder_threshold = finder_threshold  # a stricter cut for the finder: fewer junk regions to look at
@@ -176,6 +174,7 @@ class PlateDetector:
         self.min_cells = min_cells
         self.tile = tile
         self.magnify = magnify
+        self.magnifier = magnifier
         self.finder_agree = finder_agree
 
     def probability_map(self, img: np.ndarray, model: Model | None = None) -> tuple[np.ndarray, float]:
@@ -185,15 +184,21 @@ class PlateDetector:
     def detect(self, img: np.ndarray) -> list[Detection]:
         grey = to_grey(img)
         h, w = grey.shape
+        magnified = magnified_scale(w, h, self.magnifier.input_shape[1:3]) if self.magnify and self.magnifier else None
         found: list[Detection] = []
-        for x0, y0, x1, y1 in windows(w, h, self.tile):
-            found.extend(self._first_pass(grey, x0, y0, x1, y1))
+        for x0, y0, x1, y1 in windows(w, h, self.tile):  # a magnified image is never tiled: one window
+            if magnified is None:
+                found.extend(self._first_pass(grey, x0, y0, x1, y1))
+            else:
+                # the finder looks at a small image magnified only: at the letterbox's scale as well it
+                # found no more plates (session 23: 285 against 286 of the 343 dev, 515 against 513 of
+                # 597 train ones), and the simulator-trained detector, magnified, adds clutter (73.2 %)
+                x, s = detector_input(grey, self.magnifier.input_shape[1:3], magnified)
+                found.extend(self._components(self.magnifier.run(x)[..., 0], s, 0, 0, self.finder_threshold,
+                                              from_finder=True))
             if self.finder is not None and self.finder_adds:
                 prob, s = self.probability_map(grey[y0:y1, x0:x1])
                 found.extend(self._components(prob, s, x0, y0))
-        for x0, y0, x1, y1 in magnified_windows(w, h) if self.magnify else []:
-            # the finder alone: the simulator-trained detector adds clutter here and finds fewer (73.2 %)
-            found.extend(self._first_pass(grey, x0, y0, x1, y1))
         return self._suppress(found)
 
     def _first_pass(self, grey: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[Detection]:

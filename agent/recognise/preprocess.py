@@ -100,13 +100,16 @@ def encode_label(vrm: str) -> list[int]:
     return [HIDDEN if c == HIDDEN_MARK else ALPHABET.index(c) for c in vrm]
 
 
-def detector_input(img: np.ndarray) -> tuple[np.ndarray, float]:
-    """Frame scaled (aspect kept) and padded to the detector's input; returns it and the scale."""
+def detector_input(img: np.ndarray, size: tuple[int, int] = (DET_H, DET_W), scale: float | None = None
+                   ) -> tuple[np.ndarray, float]:
+    """Frame scaled (aspect kept) and padded to a detector input `size` (height, width); returns it and
+    the scale: the largest that fits, or `scale` where that is smaller."""
     g = to_grey(img)
     h, w = g.shape
-    s = min(DET_W / w, DET_H / h)
+    s = min(size[1] / w, size[0] / h)
+    s = s if scale is None else min(s, scale)
     nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
     small = cv2.resize(g, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    out = np.zeros((DET_H, DET_W), np.uint8)
+    out = np.zeros(size, np.uint8)
     out[:nh, :nw] = small
     return out, s

@@ -106,16 +106,18 @@ class Recogniser:
         reports the reader's own probabilities (for fitting a new calibration). `tile`: also look at
         tiles of frames much larger than the detector input (slower; for plates a few dozen pixels wide
         in very large photographs). `magnify`: look at photographs smaller than 640x480 twice as
-        large as well (`detector.magnified_windows`)."""
+        large as well (`detector.magnified_scale`; needs the models folder's `finder_magnified.tflite`)."""
         if not 1 <= views <= len(VIEWS):
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
         self.views = views
         d = models_dir_or_shipped(models_dir)
         self.models_dir = d
         finder = d / "finder.tflite"  # optional: a detector for the whole-frame pass (PlateDetector)
+        magnifier = d / "finder_magnified.tflite"  # optional: the finder at a larger input, for small photos
         self.detector = PlateDetector(Model(d / "detector.tflite", threads), threshold=det_threshold, tile=tile,
                                       magnify=magnify,
                                       finder=Model(finder, threads) if finder.is_file() else None,
+                                      magnifier=Model(magnifier, threads) if magnifier.is_file() else None,
                                       **_finder_settings(d / "finder.json"))
         self.reader = Model(d / "reader.tflite", threads)
         # optional: a models folder from before the refiner reads along the detector's own outlines
