@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from agent.cli import app
@@ -474,3 +476,35 @@ def test_a_second_look_keeps_uk_reads_from_pieces_but_not_from_longer_plates():
     dateless = Reading("AW460", 0.05, (0.3,) * 5, "gb_dateless")
     assert _better_whole_read(dateless, Reading("DL10CG4693", 0.95, (0.95,) * 10, "foreign"))
     assert not _better_whole_read(dateless, Reading("DL10CG4693", 0.04, (0.3,) * 10, "foreign"))
+
+
+@given(st.text("ABCDEFGHJKLMNPRSTUVWXYZ0123456789", min_size=1, max_size=9), st.floats(0, 1), st.data())
+def test_only_a_read_that_may_be_a_plate_read_badly_gets_a_second_look(vrm, confidence, data):
+    """A whole-frame region gets a second look when it read badly (under SECOND_LOOK_BELOW) with at
+    least SECOND_LOOK_MIN_CHARS characters the reader was on average at least SECOND_LOOK_MIN_MEAN
+    sure of: clutter that reads as a few unsure characters costs no more detector runs."""
+    from agent.recognise.consensus import Consensus
+    from agent.recognise.decode import Reading
+    from agent.recognise.recogniser import (
+        SECOND_LOOK_BELOW,
+        SECOND_LOOK_MIN_CHARS,
+        SECOND_LOOK_MIN_MEAN,
+        _worth_a_second_look,
+    )
+
+    chars = tuple(data.draw(st.lists(st.floats(0, 1), min_size=len(vrm), max_size=len(vrm))))
+    res = Consensus(Reading(vrm, confidence, chars, "foreign"), 0.5)
+    want = (confidence < SECOND_LOOK_BELOW and len(vrm) >= SECOND_LOOK_MIN_CHARS
+            and float(np.mean(chars)) >= SECOND_LOOK_MIN_MEAN)
+    assert _worth_a_second_look(res) == want
+
+
+def test_clutter_read_as_unsure_characters_gets_no_second_look():
+    from agent.recognise.consensus import Consensus
+    from agent.recognise.decode import Reading
+    from agent.recognise.recogniser import _worth_a_second_look
+
+    assert _worth_a_second_look(Consensus(Reading("BK678V", 0.07, (0.9, 0.9, 0.8, 0.9, 0.9, 0.9), "foreign"), 0.1))
+    assert not _worth_a_second_look(Consensus(Reading("LQIT", 0.0, (0.1, 0.2, 0.1, 0.2), "unknown"), 0.1))
+    assert not _worth_a_second_look(Consensus(Reading("BK678V", 0.97, (0.99,) * 6, "foreign"), 1.0))
+    assert not _worth_a_second_look(Consensus(None, 0.0))
