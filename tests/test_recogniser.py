@@ -508,3 +508,23 @@ def test_clutter_read_as_unsure_characters_gets_no_second_look():
     assert not _worth_a_second_look(Consensus(Reading("LQIT", 0.0, (0.1, 0.2, 0.1, 0.2), "unknown"), 0.1))
     assert not _worth_a_second_look(Consensus(Reading("BK678V", 0.97, (0.99,) * 6, "foreign"), 1.0))
     assert not _worth_a_second_look(Consensus(None, 0.0))
+
+
+def test_a_region_too_small_to_read_is_found_but_not_read():
+    """A whole-frame region under MIN_READ_HEIGHT pixels tall costs no reader runs and gives no read;
+    one as tall is read."""
+    from agent.recognise.detector import Detection
+    from agent.recognise.recogniser import MIN_READ_HEIGHT
+
+    rec = Recogniser(MODELS, threads=1)
+    runs = []
+    run = rec.reader.run
+    rec.reader.run = lambda x: runs.append(1) or run(x)
+    img = cv2.imread(str(ROOT / "tests" / "data" / "real" / "images" / "amvd_00006.jpg"))
+
+    def region(h):
+        return Detection(np.array([[100, 80], [160, 80], [160, 80 + h], [100, 80 + h]], float), 0.9)
+
+    assert rec.read_regions(img, [region(MIN_READ_HEIGHT - 0.5)]) == [] and runs == []
+    rec.read_regions(img, [region(MIN_READ_HEIGHT)])
+    assert len(runs) >= 2  # the first two views at least
