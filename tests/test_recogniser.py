@@ -528,3 +528,20 @@ def test_a_region_too_small_to_read_is_found_but_not_read():
     assert rec.read_regions(img, [region(MIN_READ_HEIGHT - 0.5)]) == [] and runs == []
     rec.read_regions(img, [region(MIN_READ_HEIGHT)])
     assert len(runs) >= 2  # the first two views at least
+
+
+def test_no_crop_is_read_twice_when_the_layout_is_checked():
+    """An outline as square as a two-line plate has its first view read both ways to choose the layout;
+    the read then goes on from that view instead of reading it again."""
+    from agent.recognise.detector import Detection
+    from agent.recognise.recogniser import AMBIGUOUS_ASPECT
+
+    rec = Recogniser(MODELS, threads=1)
+    seen = []
+    run = rec.reader.run
+    rec.reader.run = lambda x: seen.append(x.tobytes()) or run(x)
+    img = cv2.imread(str(ROOT / "tests" / "data" / "real" / "images" / "amvd_00006.jpg"))
+    w, h = 60.0, 60.0 / ((AMBIGUOUS_ASPECT[0] + AMBIGUOUS_ASPECT[1]) / 2)
+    rec.read_detection(img, Detection(np.array([[100, 80], [100 + w, 80], [100 + w, 80 + h], [100, 80 + h]]), 0.9))
+    assert len(seen) >= 3  # both layouts of the first view, then at least the second view
+    assert len(set(seen)) == len(seen)

@@ -156,13 +156,18 @@ class Recogniser:
         w, h = d.size
         aspect = w / max(h, 1e-6)
         two = aspect < TWO_LINE_ASPECT
+        first = None  # the first view's probabilities and read, where the layout check read it
         if AMBIGUOUS_ASPECT[0] <= aspect <= AMBIGUOUS_ASPECT[1]:
-            two = self._likelier_layout(img, d, two, t)
+            two, first = self._likelier_layout(img, d, two, t)
         probs: list[np.ndarray] = []
         readings: list[Reading | None] = []
         for i, v in enumerate(VIEWS[: self.views]):
             if i == FIRST_VIEWS and (first_views_agree(readings) or first_views_hopeless(readings)):
                 break
+            if i == 0 and first is not None:
+                probs.append(first[0])
+                readings.append(first[1])
+                continue
             a = time.perf_counter()
             try:
                 x = self._reader_input(img, d, v, two)
@@ -189,31 +194,40 @@ class Recogniser:
         x = reader_crop(crop_plate(img, d.quad, v.margin_w, v.margin_h, v.shift, v.shift_up), two)
         return local_contrast(x) if self.input_contrast == "local" else x
 
-    def _likelier_layout(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes) -> bool:
+    def _likelier_layout(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes
+                         ) -> tuple[bool, tuple[np.ndarray, Reading | None] | None]:
         """One line or two, for an outline whose shape does not say (a loose box round a one-line
-        plate is as square as a two-line plate): the first view read both ways, the likelier kept."""
+        plate is as square as a two-line plate): the first view read both ways, the likelier kept;
+        with that view's probabilities and read, for the read to go on from (None: too small to cut)."""
         best, best_conf = two, -1.0
+        seen = {}
         for layout in (two, not two):
-            conf = self._first_view_confidence(img, d, layout, t)
-            if conf is None:
-                return two
+            view = self._first_view(img, d, layout, t)
+            if view is None:
+                return two, None
+            seen[layout] = view
+            conf = -1.0 if view[1] is None else view[1].confidence
             if conf > best_conf + 0.05:  # the aspect's own guess wins a near tie
                 best, best_conf = layout, conf
-        return best
+        return best, seen[best]
 
-    def _first_view_confidence(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes) -> float | None:
-        """How sure the reader is of the first view along `d` read as `two` lines (-1: nothing read;
-        None: too small to cut): a cheap first choice between layouts or outlines."""
+    def _first_view(self, img: np.ndarray, d: Detection, two: bool, t: StageTimes
+                    ) -> tuple[np.ndarray, Reading | None] | None:
+        """The first view along `d` read as `two` lines: its probabilities and read (None: too small to
+        cut). How sure the reader is of it is a cheap first choice between layouts or outlines."""
         a = time.perf_counter()
         try:
             x = self._reader_input(img, d, VIEWS[0], two)
         except ValueError:
             return None
         b = time.perf_counter()
-        r = decode(self.reader.run(x))
+        probs = self.reader.run(x)
+        c = time.perf_counter()
+        r = decode(probs)
         t.rectify += b - a
-        t.read += time.perf_counter() - b
-        return -1.0 if r is None else r.confidence
+        t.read += c - b
+        t.decode += time.perf_counter() - c
+        return probs, r
 
     def _second_look(self, img: np.ndarray, d: Detection, first: tuple[Reading | None, bool, Consensus],
                      t: StageTimes) -> PlateReadOf:
@@ -240,8 +254,8 @@ class Recogniser:
     def _tilt_confidence(self, img: np.ndarray, d: Detection, t: StageTimes) -> float:
         """The first view's confidence along a sloping rectangle, laid out as its shape says."""
         w, h = d.size
-        conf = self._first_view_confidence(img, d, w / max(h, 1e-6) < TWO_LINE_ASPECT, t)
-        return -1.0 if conf is None else conf
+        view = self._first_view(img, d, w / max(h, 1e-6) < TWO_LINE_ASPECT, t)
+        return -1.0 if view is None or view[1] is None else view[1].confidence
 
     def read_plate(self, img: np.ndarray, d: Detection, t: StageTimes | None = None
                    ) -> PlateReadOf:
