@@ -2,9 +2,10 @@
 
 Any image is letterboxed whole into the detector input: one pass, whatever its size (tiles of very
 large photographs at a finer scale only when asked, `tile`). A photograph smaller than 640x480 (a
-320x240 or 416x416 photo, which the letterbox hardly shrinks) is looked at by the finder MAGNIFY
-times larger instead, whole, in one run of the finder exported at a larger input (`magnifier`,
-`magnified_scale`): its far plates are 20-30 px wide, too small at the letterbox's scale. Each plate
+320x240 or 416x416 photo, which the letterbox hardly shrinks) is looked at instead by the finder
+alone, MAGNIFY times larger, whole, in one run of the finder exported at a larger input
+(`magnifier`, `magnified_scale`): its far plates are 20-30 px wide, too small at the letterbox's
+scale, and the simulator-trained detector finds nothing there the finder does not. Each plate
 found is then looked at again in a window around it, scaled so the plate is about REFINE_WIDTH
 detector pixels wide: at the frame's scale a plate is only a few mask cells tall, and its outline
 (which the reader's crop follows) comes out about a third more exact from the closer look. The
@@ -185,17 +186,18 @@ class PlateDetector:
         grey = to_grey(img)
         h, w = grey.shape
         magnified = magnified_scale(w, h, self.magnifier.input_shape[1:3]) if self.magnify and self.magnifier else None
+        if magnified is not None:
+            # A small photograph (never the unit's frame) is looked at by the finder magnified only. At
+            # the letterbox's scale as well it found no more plates (session 23: 285 against 286 of the
+            # 343 dev, 515 against 513 of 597 train ones), nor did the simulator-trained detector's pass
+            # (287 both; 527 against 525), which added 1.6 regions of clutter a dev photo; magnified,
+            # that detector found fewer (73.2 %, session 15).
+            x, s = detector_input(grey, self.magnifier.input_shape[1:3], magnified)
+            return self._suppress(self._components(self.magnifier.run(x)[..., 0], s, 0, 0, self.finder_threshold,
+                                                   from_finder=True))
         found: list[Detection] = []
-        for x0, y0, x1, y1 in windows(w, h, self.tile):  # a magnified image is never tiled: one window
-            if magnified is None:
-                found.extend(self._first_pass(grey, x0, y0, x1, y1))
-            else:
-                # the finder looks at a small image magnified only: at the letterbox's scale as well it
-                # found no more plates (session 23: 285 against 286 of the 343 dev, 515 against 513 of
-                # 597 train ones), and the simulator-trained detector, magnified, adds clutter (73.2 %)
-                x, s = detector_input(grey, self.magnifier.input_shape[1:3], magnified)
-                found.extend(self._components(self.magnifier.run(x)[..., 0], s, 0, 0, self.finder_threshold,
-                                              from_finder=True))
+        for x0, y0, x1, y1 in windows(w, h, self.tile):
+            found.extend(self._first_pass(grey, x0, y0, x1, y1))
             if self.finder is not None and self.finder_adds:
                 prob, s = self.probability_map(grey[y0:y1, x0:x1])
                 found.extend(self._components(prob, s, x0, y0))
