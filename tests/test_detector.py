@@ -149,3 +149,26 @@ def test_extent_is_the_outline_box_unrounded_and_bbox_holds_it():
     assert (x, y) == (10.2, 40.4) and abs(w - 10.5) < 1e-9 and abs(h - 3.1) < 1e-9
     bx, by, bw, bh = d.bbox
     assert (bx, by, bw, bh) == (10, 40, 11, 4) and bx <= x and by <= y and bx + bw >= x + w and by + bh >= y + h
+
+
+def test_the_magnifier_is_the_shipped_finder_at_a_larger_input():
+    """finder_magnified.tflite must carry the finder's own int8 filters (scripts/export_magnified.py
+    from the same weights): a finder retrained without exporting the magnifier again would leave small
+    photos to an older network."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    def filters(path):
+        it = Interpreter(model_path=str(path))
+        it.allocate_tensors()
+        out = []
+        for t in it.get_tensor_details():
+            shape = tuple(t["shape"])  # filters: (out, kh, kw, in), depthwise (1, kh, kw, ch); kernels <= 3
+            if t["dtype"] == np.int8 and len(shape) == 4 and shape[1] <= 3 and shape[2] <= 3:
+                out.append(it.get_tensor(t["index"]).tobytes())
+        return sorted(out)
+
+    finder = filters(MODELS / "finder.tflite")
+    assert len(finder) >= 15
+    assert filters(MODELS / "finder_magnified.tflite") == finder
+    assert filters(MODELS / "detector.tflite") != finder  # the comparison can fail
+    assert Model(MODELS / "finder_magnified.tflite").input_shape == (1, 768, 1024, 1)
