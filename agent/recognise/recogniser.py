@@ -116,8 +116,9 @@ class Recogniser:
         """`models_dir` None: the shipped models (`runtime.shipped_models_dir`). `calibrated=False`
         reports the reader's own probabilities (for fitting a new calibration). `tile`: also look at
         tiles of frames much larger than the detector input (slower; for plates a few dozen pixels wide
-        in very large photographs). `magnify`: look at photographs smaller than 640x480 twice as
-        large as well (`detector.magnified_scale`; needs the models folder's `finder_magnified.tflite`)."""
+        in very large photographs). `magnify`: the finder looks at photographs smaller than 640x480
+        twice as large, instead of the letterboxed passes (`detector.magnified_scale`; needs the models
+        folder's `finder_magnified.tflite`)."""
         if not 1 <= views <= len(VIEWS):
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
         self.views = views
@@ -200,7 +201,7 @@ class Recogniser:
         plate is as square as a two-line plate): the first view read both ways, the likelier kept;
         with that view's probabilities and read, for the read to go on from (None: too small to cut)."""
         best, best_conf = two, -1.0
-        seen = {}
+        seen: dict[bool, tuple[np.ndarray, Reading | None]] = {}
         for layout in (two, not two):
             view = self._first_view(img, d, layout, t)
             if view is None:
