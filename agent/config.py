@@ -90,7 +90,7 @@ class Recogniser(Strict):
     models_dir: Path | None = Field(None, description="Folder with the models; unset: the shipped models.")
     tile: bool = Field(False, description="Also run the detector on tiles of frames over 2.5x its input "
                                           "(slower; for very large frames with small plates).")
-    magnify: bool = Field(True, description="Look at images smaller than 640x480 at twice the scale, in "
+    magnify: bool = Field(True, description="Look at images up to about 800x600 at twice the scale, in "
                                             "one run of the finder exported at 768x1024 (finds their plates "
                                             "under 30 px wide; the unit's own 1280x720 frames are never "
                                             "magnified).")

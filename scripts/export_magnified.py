@@ -1,6 +1,6 @@
 """Export the finder again at a larger input: the magnified pass over small photographs in one run.
 
-A photograph smaller than 640x480 is also looked at twice as large (`agent.recognise.detector`). At
+A photograph up to about 800x600 is looked at twice as large (`agent.recognise.detector`). At
 the finder's own 640x384 input that took six overlapping tiles, six runs; the same network (fully
 convolutional) exported at 768x1024 takes the whole magnified photograph, letterboxed, in one run
 of about three tiles' work. TFLite fixes a model's input size at export (its dilated convolutions

@@ -99,8 +99,9 @@ def test_other_outlines_include_the_whole_plate_a_piece_belongs_to(det, monkeypa
 @settings(max_examples=300, deadline=None)
 @given(st.integers(16, 5000), st.integers(16, 4000))
 def test_magnified_scale_is_twice_the_letterbox_as_far_as_the_magnifier_holds_the_image(width, height):
-    """A photograph smaller than 640x480 is looked at MAGNIFY times the letterbox's scale, whole, in the
-    magnifier's input (less magnified where it would not fit); 640x480 and larger frames are not."""
+    """A photograph the letterbox shrinks less than MAGNIFY_MIN_SCALE is looked at MAGNIFY times the
+    letterbox's scale, whole, in the magnifier's input (less magnified where it would not fit); larger
+    frames (the unit's 1280x720) are not."""
     from agent.recognise.detector import MAGNIFY, MAGNIFY_MIN_SCALE, magnified_scale
 
     size = (768, 1024)
@@ -118,7 +119,7 @@ def test_magnified_scale_is_twice_the_letterbox_as_far_as_the_magnifier_holds_th
 
 @pytest.mark.parametrize(("size", "magnify", "runs"),
                          [((240, 320), True, {"magnifier": 1}), ((240, 320), False, {"finder": 1, "detector": 1}),
-                          ((480, 640), True, {"finder": 1, "detector": 1}),
+                          ((480, 640), True, {"magnifier": 1}), ((768, 1024), True, {"finder": 1, "detector": 1}),
                           ((720, 1280), True, {"finder": 1, "detector": 1})])
 def test_small_photographs_get_one_magnified_pass_of_the_finder_alone(size, magnify, runs, tmp_path):
     """A small photo's one pass is the magnifier's, over all of it (the finder exported at a larger

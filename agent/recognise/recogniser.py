@@ -116,7 +116,7 @@ class Recogniser:
         """`models_dir` None: the shipped models (`runtime.shipped_models_dir`). `calibrated=False`
         reports the reader's own probabilities (for fitting a new calibration). `tile`: also look at
         tiles of frames much larger than the detector input (slower; for plates a few dozen pixels wide
-        in very large photographs). `magnify`: the finder looks at photographs smaller than 640x480
+        in very large photographs). `magnify`: the finder looks at photographs up to about 800x600
         twice as large, instead of the letterboxed passes (`detector.magnified_scale`; needs the models
         folder's `finder_magnified.tflite`)."""
         if not 1 <= views <= len(VIEWS):
