@@ -27,8 +27,8 @@ from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W, detector_input,
 from agent.recognise.runtime import Model
 
 TILE_SCALE = 0.4  # detector scale used for tiles of large images
-# Photographs the letterbox shrinks less than MAGNIFY_MIN_SCALE (up to 800x600 or 1066x600) are looked
-# at MAGNIFY times as large. Measured on the real-detect dev photos (session 15, in overlapping tiles of the
+# Photographs whose letterbox scale is MAGNIFY_MIN_SCALE or more (up to 800x600, 1066x600 at 16:9) are
+# looked at MAGNIFY times as large. Measured on the real-detect dev photos (session 15, in overlapping tiles of the
 # finder's own input): plates found 68.8 -> 76.4 % (plates under 30 px wide 37 -> 53 %); twice 74.3 %
 # with tiles that do not overlap; 1.7x 73.5 %, 2.5x 75.2 %, 3x 72.3 % (more clutter crowds the plates out).
 # Since session 23 in one run of the finder exported at 768x1024 (`scripts/export_magnified.py`): a
@@ -126,7 +126,7 @@ def windows(width: int, height: int, tile: bool = False) -> list[tuple[int, int,
 def magnified_scale(width: int, height: int, size: tuple[int, int]) -> float | None:
     """The scale of the magnified pass over an image: MAGNIFY times the letterbox's, as far as the
     magnifier's input `size` (height, width) holds the whole image; None for an image the letterbox
-    shrinks more than MAGNIFY_MIN_SCALE (the unit's frames)."""
+    scales by less than MAGNIFY_MIN_SCALE (the unit's frames)."""
     s0 = min(DET_W / width, DET_H / height)
     if s0 < MAGNIFY_MIN_SCALE:
         return None
