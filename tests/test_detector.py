@@ -121,7 +121,7 @@ def test_magnified_scale_is_twice_the_letterbox_as_far_as_the_magnifier_holds_th
                          [((240, 320), True, {"magnifier": 1}), ((240, 320), False, {"finder": 1, "detector": 1}),
                           ((480, 640), True, {"magnifier": 1}), ((768, 1024), True, {"finder": 1, "detector": 1}),
                           ((720, 1280), True, {"finder": 1, "detector": 1})])
-def test_small_photographs_get_one_magnified_pass_of_the_finder_alone(size, magnify, runs, tmp_path):
+def test_small_photographs_get_one_magnified_pass_of_the_finder_alone(size, magnify, runs):
     """A small photo's one pass is the magnifier's, over all of it (the finder exported at a larger
     input), and nothing else: the simulator-trained detector found no more there, only clutter. Larger
     frames, or with magnify off, get the finder's and the detector's letterboxed passes."""

@@ -183,9 +183,12 @@ class PlateDetector:
         self.magnifier = magnifier
         self.finder_agree = finder_agree
 
-    def probability_map(self, img: np.ndarray, model: Model | None = None) -> tuple[np.ndarray, float]:
-        x, s = detector_input(img)
-        return (model or self.model).run(x)[..., 0], s
+    def probability_map(self, img: np.ndarray, model: Model | None = None, scale: float | None = None
+                        ) -> tuple[np.ndarray, float]:
+        """The model's plate probabilities over `img` letterboxed into its input (at most `scale`)."""
+        m = model or self.model
+        x, s = detector_input(img, m.input_shape[1:3], scale)
+        return m.run(x)[..., 0], s
 
     def detect(self, img: np.ndarray) -> list[Detection]:
         grey = to_grey(img)
@@ -197,9 +200,8 @@ class PlateDetector:
             # 343 dev, 515 against 513 of 597 train ones), nor did the simulator-trained detector's pass
             # (287 both; 527 against 525), which added 1.6 regions of clutter a dev photo; magnified,
             # that detector found fewer (73.2 %, session 15).
-            x, s = detector_input(grey, self.magnifier.input_shape[1:3], magnified)
-            return self._suppress(self._components(self.magnifier.run(x)[..., 0], s, 0, 0, self.finder_threshold,
-                                                   from_finder=True))
+            prob, s = self.probability_map(grey, self.magnifier, magnified)
+            return self._suppress(self._components(prob, s, 0, 0, self.finder_threshold, from_finder=True))
         found: list[Detection] = []
         for x0, y0, x1, y1 in windows(w, h, self.tile):
             found.extend(self._first_pass(grey, x0, y0, x1, y1))
