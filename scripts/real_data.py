@@ -37,14 +37,31 @@ def read_items(data: Path, licences: tuple[str, ...], calibration: bool = False)
             if r["text"] and all(c in ALPHABET for c in r["text"]) and held_out(r) == calibration]
 
 
+@cache
+def read_scenes(data: Path, licences: tuple[str, ...]) -> list[dict]:
+    """Real-read's train scenes as real-detect items (file relative to `data`, plates with bbox): the
+    scenes of the held-out tenth's plates left out, so `--split held-out` still measures photos no
+    model trained on."""
+    by_scene: dict[str, dict] = {}
+    for r in read_labels(data / "real-read" / "labels.jsonl", "train", licences):
+        if r.get("scene") and r.get("bbox_in_scene"):
+            s = by_scene.setdefault(r["scene"], {"file": f"real-read/{r['scene']}", "plates": [],
+                                                  "source": r["source"], "licence": r["licence"], "held": False})
+            s["plates"].append({"bbox": r["bbox_in_scene"]})
+            s["held"] |= held_out(r)
+    return [s for s in by_scene.values() if not s["held"]]
+
+
 def sources(data: Path, licences: tuple[str, ...], sets: tuple[str, ...] = ("real-detect", "real-read")
             ) -> list[dict[str, object]]:
     """Source, licence and item count of what training used (the reader uses both sets: real crops,
-    and real scenes with UK plates composited in; the detector real-detect only), for the model card."""
+    and real scenes with UK plates composited in; the detector real-detect, and with `real-read-scenes`
+    real-read's scenes), for the model card."""
     from collections import Counter
 
     c = Counter((r["source"], r["licence"], kind) for kind, items in
-                (("real-detect", detect_items(data, licences)), ("real-read", read_items(data, licences)))
+                (("real-detect", detect_items(data, licences)), ("real-read", read_items(data, licences)),
+                 ("real-read-scenes", read_scenes(data, licences)))
                 if kind in sets for r in items)
     return [{"set": k, "source": s, "licence": lic, "items": n} for (s, lic, k), n in sorted(c.items())]
 
@@ -132,16 +149,20 @@ def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _scene(data: Path, r: dict) -> np.ndarray | None:
-    return cv2.imread(str(data / "real-detect" / r["file"]), cv2.IMREAD_COLOR)
+    path = data / r["file"] if r["file"].startswith("real-read/") else data / "real-detect" / r["file"]
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
 def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
                    train_hw: tuple[int, int], mask_scale: tuple[float, float] = (1.0, 1.0),
-                   rotate_deg: float = 0.0) -> dict[str, np.ndarray]:
+                   rotate_deg: float = 0.0, read_scenes_share: float = 0.0) -> dict[str, np.ndarray]:
     """Windows of real scenes at the scales the run-time letterbox gives them (and up to 2.5x
     closer, as the detector's second look sees a plate), with plate masks from the labelled boxes.
     `rotate_deg`: half the scenes turned up to this many degrees either way, boxes with them (plates
-    on slopes and cameras off level: real photos have few, and the detector missed those it met)."""
+    on slopes and cameras off level: real photos have few, and the detector missed those it met).
+    `read_scenes_share`: that share of the windows from real-read's scenes (`read_scenes`): whole
+    European cars photographed from the roadside, which real-detect (Spanish 320x240 frames, Romanian
+    dashcam, Kaggle and Open Images) has few of."""
     from train_detector import plate_mask
 
     from agent.recognise.preprocess import DET_H, DET_STRIDE, DET_W, to_grey
@@ -149,11 +170,13 @@ def detector_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tupl
     th, tw = train_hw
     rng = np.random.default_rng([seed, 5000 + i])
     items = detect_items(data, licences)
+    extra = read_scenes(data, licences) if read_scenes_share > 0 else []
     xs = np.zeros((per_chunk, th, tw), np.uint8)
     ys = np.zeros((per_chunk, th // DET_STRIDE, tw // DET_STRIDE), np.uint8)
     k = 0
     while k < per_chunk:
-        r = items[int(rng.integers(len(items)))]
+        pool = extra if extra and rng.random() < read_scenes_share else items
+        r = pool[int(rng.integers(len(pool)))]
         img = _scene(data, r)
         if img is None:
             continue

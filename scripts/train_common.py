@@ -258,6 +258,10 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
                              "the plate: 0.92,0.8 keeps the target on the plate)")
         ap.add_argument("--real-rotate", type=float, default=0.0,
                         help="turn half the real scenes up to this many degrees either way (sloping plates)")
+        ap.add_argument("--real-read-scenes", type=float, default=0.0,
+                        help="share of the real windows cut from real-read's train scenes (French and Croatian "
+                             "roadside and car-park photos, one labelled plate each; the held-out tenth's scenes "
+                             "left out) instead of real-detect's")
         ap.add_argument("--width", type=float, default=1.0,
                         help="channel multiplier of the network (1: the shipped detector's 64 kB; a finder trained on "
                              "real photographs from scratch gains from more)")

@@ -168,7 +168,8 @@ def main() -> None:
                                                per_chunk=CHUNK, licences=licence_families(args),
                                                train_hw=(TRAIN_H, TRAIN_W),
                                                mask_scale=tuple(float(v) for v in args.real_mask_scale.split(",")),
-                                               rotate_deg=args.real_rotate),
+                                               rotate_deg=args.real_rotate,
+                                               read_scenes_share=args.real_read_scenes),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     log.info("data ready: %d train, %d val (%.0f s)", len(train["x"]), len(val["x"]), time.time() - t_start)
@@ -254,8 +255,10 @@ def main() -> None:
             "val_cell_precision_int8": round(tp / max(tp + fp, 1), 4),
             "train_wall_s": round(train_s), "tensorflow": tf.__version__,
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
-            "real_mask_scale": args.real_mask_scale, "real_rotate": args.real_rotate, "width": args.width,
-            "licences": args.licences or "all", "real_sources": real_sources(args, ("real-detect",))}
+            "real_mask_scale": args.real_mask_scale, "real_rotate": args.real_rotate,
+            "real_read_scenes": args.real_read_scenes, "width": args.width, "licences": args.licences or "all",
+            "real_sources": real_sources(args, ("real-detect",) + (("real-read-scenes",) if args.real_read_scenes
+                                                                   else ()))}
     (args.out / "detector.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 

@@ -171,3 +171,45 @@ def test_real_reader_crops_are_labelled_and_turned_negative_when_asked(tmp_path)
         centre = chunk["x"][real][:, 8:24, 8:120].reshape(len(real), -1)
         light_share = (np.median(centre, axis=1) > 127).mean()
         assert light_share == (1.0 if invert == 0.0 else 0.0), (invert, light_share)
+
+
+def test_finder_windows_come_from_real_read_scenes_in_the_share_asked_leaving_held_out_scenes_out(
+        tmp_path, monkeypatch):
+    """`--real-read-scenes`: real-read's scenes join real-detect's as the finder's real windows; a scene
+    whose plate is in the held-out tenth stays out (held-out scenes measure photos no model saw)."""
+    import json
+
+    import cv2
+    import real_data
+    from train_detector import TRAIN_H, TRAIN_W
+
+    from sim.evaluate_real import held_out
+
+    data = _real_data(tmp_path)
+    (data / "real-read" / "scenes").mkdir()
+    texts = [f"AB{i:02d}CDE" for i in range(60)]
+    kept = next(t for t in texts if not held_out({"source": "test", "text": t}))
+    held = next(t for t in texts if held_out({"source": "test", "text": t}))
+    rows = [json.loads(line) for line in (data / "real-read" / "labels.jsonl").read_text().splitlines()]
+    for name, text in (("kept", kept), ("held", held)):
+        scene = np.random.default_rng(1).integers(60, 120, (480, 640, 3)).astype(np.uint8)
+        cv2.imwrite(str(data / "real-read" / "scenes" / f"{name}.png"), scene)
+        rows.append({"file": f"crops/{name}.png", "text": text, "lines": 1, "country": "fr",
+                     "scene": f"scenes/{name}.png", "bbox_in_scene": [300.0, 320.0, 110.0, 26.0],
+                     "source": "test", "licence": "MIT", "split": "train"})
+    (data / "real-read" / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    real_data.read_scenes.cache_clear()
+    real_data.detect_items.cache_clear()
+    assert [s["file"] for s in real_data.read_scenes(data, ())] == ["real-read/scenes/kept.png"]
+
+    loaded: list[str] = []
+    real_scene = real_data._scene
+    monkeypatch.setattr(real_data, "_scene", lambda d, r: loaded.append(r["file"]) or real_scene(d, r))
+    for share in (0.0, 0.5, 1.0):
+        loaded.clear()
+        chunk = real_data.detector_chunk(0, data, seed=5, per_chunk=40, licences=(), train_hw=(TRAIN_H, TRAIN_W),
+                                         read_scenes_share=share)
+        assert chunk["x"].shape[0] == 40 and chunk["y"].any()
+        from_read = sum(f.startswith("real-read/") for f in loaded) / len(loaded)
+        assert "real-read/scenes/held.png" not in loaded
+        assert abs(from_read - share) <= 0.2, (share, from_read)
