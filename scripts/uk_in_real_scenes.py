@@ -1,6 +1,7 @@
 """UK plates in real photographs, end to end: a rendered UK plate composited over one labelled plate of
 each real-detect photo (the way the reader's training composites them, `real_data.composite_uk`: lit,
-blurred and compressed like the photo around it), then the whole recogniser on the photo.
+blurred and compressed like the photo around it), then the whole recogniser on the photo; counted in
+all, per source, per layout (a square box gets a two-line plate) and per band of plate width.
 
 Why: the shared set has 10 real UK crops and no UK scene, and UK marks are what the unit reads. On the
 dev split (photos no model trained on) this measures whether real vehicles, backgrounds, light and
@@ -27,6 +28,16 @@ for p in (ROOT, ROOT / "scripts"):
         sys.path.insert(0, str(p))
 
 
+WIDTH_BANDS = (60, 90, 150)  # px: the labelled plate's width, where reading gets easier
+
+
+def width_band(w: float) -> str:
+    """The plate-width band a result is counted in ("60-90" px, "<60", ">=150")."""
+    lo = max((b for b in WIDTH_BANDS if w >= b), default=None)
+    hi = min((b for b in WIDTH_BANDS if w < b), default=None)
+    return f"<{hi}" if lo is None else f">={lo}" if hi is None else f"{lo}-{hi}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data set")
@@ -47,7 +58,8 @@ def main() -> None:
         raise SystemExit(f"{labels}: not found (--data: the shared data set's folder)")
     rec = Recogniser(args.models, threads=1)
     rng = np.random.default_rng(args.seed)
-    total, per_source = Counter(), {}
+    total: Counter = Counter()
+    groups: dict[str, dict[str, Counter]] = {"source": {}, "layout": {}, "width": {}}
     for line in labels.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         plates = [p for p in r["plates"] if p["bbox"][2] >= args.min_width]
@@ -58,7 +70,7 @@ def main() -> None:
             print(f"{r['file']}: unreadable, skipped", file=sys.stderr)
             continue
         box = plates[0]["bbox"]
-        img, text, _two = composite_uk(img, bbox_quad(box), rng)
+        img, text, two = composite_uk(img, bbox_quad(box), rng)
         if text is None:
             continue
         on = [x for x in rec.recognise(img) if overlap(box, x.bbox) >= 0.3]
@@ -66,7 +78,10 @@ def main() -> None:
         c = Counter(plates=1, found=bool(on), exact=any(x.vrm == text for x in on),
                     published=len(pub), wrong_published=sum(x.vrm != text for x in pub))
         total.update(c)
-        per_source.setdefault(r["source"].split("@")[0], Counter()).update(c)
+        keys = {"source": r["source"].split("@")[0], "layout": "two-line" if two else "one-line",
+                "width": width_band(box[2])}
+        for g, k in keys.items():
+            groups[g].setdefault(k, Counter()).update(c)
     if not total:
         raise SystemExit(f"no {args.split} photo has a plate {args.min_width:g} px wide or more")
 
@@ -76,7 +91,8 @@ def main() -> None:
                 "published": c["published"], "wrong_published": c["wrong_published"]}
 
     print(json.dumps({"split": args.split, "min_width": args.min_width, "threshold": args.threshold,
-                      "all": summary(total), "source": {k: summary(v) for k, v in sorted(per_source.items())}},
+                      "all": summary(total),
+                      **{g: {k: summary(v) for k, v in sorted(d.items())} for g, d in groups.items()}},
                      indent=2))
 
 

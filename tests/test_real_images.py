@@ -217,8 +217,12 @@ def test_uk_marks_composited_into_the_real_fixture_photos_are_read(tmp_path):
     run = subprocess.run([sys.executable, script, "--data", str(tmp_path), "--min-width", "60"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    res = json.loads(run.stdout)["all"]
+    out = json.loads(run.stdout)
+    res = out["all"]
     assert res["plates"] == 27 and res["found"] >= 0.9 and res["exact"] >= 0.8, res
+    for group in ("source", "layout", "width"):  # each a partition of the plates
+        assert sum(g["plates"] for g in out[group].values()) == 27, (group, out[group])
+    assert set(out["layout"]) <= {"one-line", "two-line"} and "<60" not in out["width"]
     assert res["wrong_published"] <= 1, res
     bad = subprocess.run([sys.executable, script, "--data", str(tmp_path / "none")], capture_output=True, text=True)
     assert bad.returncode != 0 and "not found" in bad.stderr and "Traceback" not in bad.stderr
