@@ -228,6 +228,26 @@ def test_uk_marks_composited_into_the_real_fixture_photos_are_read(tmp_path):
     assert bad.returncode != 0 and "not found" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@given(st.floats(min_value=0, max_value=5000, allow_nan=False))
+def test_a_plate_width_falls_in_the_one_band_that_holds_it(w):
+    """`uk_in_real_scenes.width_band`: the bands are read as bounds (lower inclusive), so each width is
+    counted once and in the band its label names."""
+    import sys
+    from itertools import pairwise
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from uk_in_real_scenes import WIDTH_BANDS, width_band
+
+    band = width_band(w)
+    if band.startswith("<"):
+        assert w < float(band[1:]) == WIDTH_BANDS[0]
+    elif band.startswith(">="):
+        assert w >= float(band[2:]) == WIDTH_BANDS[-1]
+    else:
+        lo, hi = (float(v) for v in band.split("-"))
+        assert lo <= w < hi and (lo, hi) in pairwise(WIDTH_BANDS)
+
+
 def test_recognise_cli_reads_plate_crops_as_one_plate_each(tmp_path):
     """`anpr-edge recognise --crop`: each image is one plate crop, read along its edges and the outline
     inside it (one read at most, marked published against the threshold); a file too small to be a
