@@ -90,6 +90,38 @@ def composite_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator):
 def composite(img: np.ndarray, quad: np.ndarray, texture: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """`texture` (a plate image) warped over the plate at `quad` and lit like what it covers; None
     when the box is too small to take it."""
+    return composite_at(img, quad, texture, rng)[0]
+
+
+def composite_square_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A rendered two-line UK plate at its own shape in the middle of where the plate at `quad` was (a
+    square plate in a wide plate's place, as on imported cars and motorcycles); (image, its own quad),
+    None where the box is too small. The outline refiner learns square plates from these: real-detect's
+    labelled plates are nearly all one-line."""
+    from sim.plates import generate
+    from sim.render import PlateStyle, render_plate
+
+    text = generate(rng, foreign_rate=0.0)
+    h = float(np.linalg.norm(quad[3] - quad[0]))
+    # the plate that was there goes first (filled in from around it): a square plate with a wide one's
+    # ends showing beside it is no real plate, and would teach the refiner to cut real plates short
+    c = quad.mean(axis=0)
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hole, np.round(c + (quad - c) * 1.08).astype(np.int32), 255)
+    img = cv2.inpaint(img, hole, 3, cv2.INPAINT_TELEA)
+    style = dataclasses.replace(PlateStyle.random(rng, variety=0.3), two_line=True)
+    tex = render_plate(text, style, px_per_mm=max(1.0, min(4.0, 2.0 * h / 200))).image
+    own_w = h * tex.shape[1] / tex.shape[0]
+    if float(np.linalg.norm(quad[1] - quad[0])) > own_w:
+        quad = _narrowed(quad, own_w)
+    out, q = composite_at(img, quad, tex, rng)
+    return None if out is None else (out, q)
+
+
+def composite_at(img: np.ndarray, quad: np.ndarray, texture: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray | None, np.ndarray]:
+    """`composite`, and the quad the plate went to (it fills 85-100 % of `quad`, a little skewed)."""
     tex = texture.astype(np.float32)
     w = float(np.linalg.norm(quad[1] - quad[0]))
     h = float(np.linalg.norm(quad[3] - quad[0]))
@@ -106,7 +138,7 @@ def composite(img: np.ndarray, quad: np.ndarray, texture: np.ndarray, rng: np.ra
     warped = cv2.warpPerspective(tex, M, (out_w, out_h), flags=cv2.INTER_AREA)
     mask = region > 0.5
     if mask.sum() < 20:
-        return None
+        return None, q
     under = img[mask].astype(np.float32)
     lum = under.mean() / 255.0
     # a plate is one of the brightest things around it: light it a little above what it covers
@@ -124,7 +156,7 @@ def composite(img: np.ndarray, quad: np.ndarray, texture: np.ndarray, rng: np.ra
         lit = lit.mean(axis=2) if lit.ndim == 3 else lit
     blended = img.astype(np.float32) * (1 - soft) + lit * soft
     blended += rng.normal(0, rng.uniform(0, 6), blended.shape)
-    return np.clip(blended, 0, 255).astype(np.uint8)
+    return np.clip(blended, 0, 255).astype(np.uint8), q
 
 
 def _jpeg(img: np.ndarray, rng: np.random.Generator, lo: int = 30) -> np.ndarray:
@@ -410,10 +442,13 @@ def scene_plates(data: Path, licences: tuple[str, ...]) -> list[tuple[Path, list
 
 
 def outline_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
-                  models: Path) -> dict[str, np.ndarray]:
+                  models: Path, two_line_share: float = 0.0) -> dict[str, np.ndarray]:
     """Outline-refiner samples on real scenes: the outline the shipped detector (finder included, after
     its closer look) gives each labelled plate, outlines drawn around it and loose ones drawn around the
-    label (`loosen`: real plates' outlines are mostly too big), each pointing at the labelled box."""
+    label (`loosen`: real plates' outlines are mostly too big), each pointing at the labelled box.
+    `two_line_share`: in that share of the scenes one plate is replaced by a square two-line UK plate
+    (`composite_square_uk`), its own quad the target: the detector outlines such a plate with its
+    surround, and the refiner had learnt to keep that or cut it to one line."""
     from train_outline import add_samples
 
     from agent.recognise.outline import OUTLINE_H, OUTLINE_W
@@ -432,6 +467,16 @@ def outline_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             continue
+        if two_line_share > 0 and rng.random() < two_line_share:
+            wide = [j for j, t in enumerate(truths) if min(t[2] - t[0]) >= 24]
+            if not wide:
+                continue
+            j = wide[int(rng.integers(len(wide)))]
+            made = composite_square_uk(img, truths[j], rng)
+            if made is None:
+                continue
+            img, q = made
+            truths = [q if n == j else t for n, t in enumerate(truths)]  # a copy: scene_plates is cached
         if rng.random() < 0.3:
             img = _jpeg(img, rng)
         grey = photometric(to_grey(img), rng)

@@ -265,6 +265,10 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--width", type=float, default=1.0,
                         help="channel multiplier of the network (1: the shipped detector's 64 kB; a finder trained on "
                              "real photographs from scratch gains from more)")
+    if name == "outline":
+        ap.add_argument("--real-two-line", type=float, default=0.0,
+                        help="share of the real scenes with one plate replaced by a square two-line UK plate, its "
+                             "own quad the target (real-detect's plates are nearly all one-line)")
     if name == "reader":
         ap.add_argument("--real-loose", type=float, default=0.0,
                         help="share of the real crops cut along an outline as loose as a detector gives real plates "

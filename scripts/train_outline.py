@@ -168,7 +168,8 @@ def main() -> None:
 
         real = cached_chunks(args.work, "real", max(1, args.real_count // CHUNK),
                              functools.partial(outline_chunk, data=args.real.resolve(), seed=args.seed, per_chunk=CHUNK,
-                                               licences=licence_families(args), models=args.out),
+                                               licences=licence_families(args), models=args.out,
+                                               two_line_share=args.real_two_line),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     mx, my = mirrored(train["x"], train["y"])
@@ -207,7 +208,7 @@ def main() -> None:
             "val_corner_error_int8": {k: round(v, 4) for k, v in after.items()},
             "train_wall_s": round(train_s), "tensorflow": tf.__version__,
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
-            "real_sources": real_sources(args, ("real-detect", "real-read"))}
+            "real_two_line": args.real_two_line, "real_sources": real_sources(args, ("real-detect", "real-read"))}
     (args.out / "outline.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
 

@@ -213,3 +213,27 @@ def test_finder_windows_come_from_real_read_scenes_in_the_share_asked_leaving_he
         from_read = sum(f.startswith("real-read/") for f in loaded) / len(loaded)
         assert "real-read/scenes/held.png" not in loaded
         assert abs(from_read - share) <= 0.2, (share, from_read)
+
+
+def test_a_square_uk_plate_takes_a_wide_plates_place_whole(tmp_path):
+    """`real_data.composite_square_uk` (the refiner's `--real-two-line` samples): the plate comes back
+    at a two-line plate's own shape in the middle of the old box, and the wide plate that was there is
+    gone, not left showing at its sides (which would teach the refiner to cut wide plates short)."""
+    import cv2
+    from real_data import bbox_quad, composite_square_uk
+
+    img = np.full((300, 400, 3), 90, np.uint8)
+    box = [100.0, 150.0, 200.0, 44.0]
+    cv2.rectangle(img, (100, 150), (300, 194), (235, 235, 235), -1)
+    for x in range(108, 296, 26):  # the old plate's characters, end to end
+        cv2.rectangle(img, (x, 158), (x + 12, 186), (20, 20, 20), -1)
+    for seed in range(5):
+        made = composite_square_uk(img.copy(), bbox_quad(box), np.random.default_rng(seed))
+        assert made is not None
+        out, q = made
+        w, h = np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[3] - q[0])
+        assert 1.0 < w / h < 2.0, (seed, w / h)
+        assert abs(q.mean(axis=0)[0] - 200) < 0.1 * 200, q.mean(axis=0)
+        left, right = int(q[:, 0].min()) - 3, int(q[:, 0].max()) + 3
+        ends = np.concatenate([out[158:187, 104:left], out[158:187, right:297]], axis=1)
+        assert ends.size and ends.min() > 60, (seed, int(ends.min()))  # no dark character left beside it
