@@ -20,6 +20,7 @@ from train_common import (
     cached_chunks,
     checkpoint_callback,
     export_int8,
+    freeze_batch_norms,
     licence_families,
     parse_args,
     prepare_model,
@@ -186,6 +187,8 @@ def main() -> None:
             log.info("initialised from %s", args.init_from)
         elif args.init_shipped:
             weights_from_tflite(model, args.out / "detector.tflite", log)
+    if args.init_shipped and not args.init_from:
+        freeze_batch_norms(model, log)
     start_epoch = prepare_model(model, args.work, steps, args.epochs, seg_loss, log, lr=args.lr)
     last = min(args.epochs, args.stop_after or args.epochs)
 

@@ -22,6 +22,7 @@ from train_common import (
     cached_chunks,
     export_int8,
     fit_resumable,
+    freeze_batch_norms,
     licence_families,
     parse_args,
     prepare_model,
@@ -187,6 +188,8 @@ def main() -> None:
             log.info("initialised from %s", args.init_from)
         elif args.init_shipped:
             weights_from_tflite(model, args.out / "outline.tflite", log, output_scale=TARGET_SCALE)
+    if args.init_shipped and not args.init_from:
+        freeze_batch_norms(model, log)
     prepare_model(model, args.work, len(x) // args.batch, args.epochs, keras.losses.Huber(delta=0.3), log, lr=args.lr)
     last = min(args.epochs, args.stop_after or args.epochs)
     fit_resumable(model, x[..., None], y * TARGET_SCALE, None, args.batch, last,

@@ -19,6 +19,7 @@ from train_common import (
     cached_chunks,
     export_int8,
     fit_resumable,
+    freeze_batch_norms,
     licence_families,
     parse_args,
     prepare_model,
@@ -441,6 +442,8 @@ def main() -> None:
             init_from(model, args.init_from, log)
         elif args.init_shipped:
             init_from(model, shipped_weights(args.out / "reader.tflite", args.work, log), log)
+    if args.init_shipped and not args.init_from:
+        freeze_batch_norms(model, log)
     steps = 1 if train is None else len(train["x"]) // args.batch
     start_epoch = prepare_model(model, args.work, steps, args.epochs, ctc_loss, log, lr=args.lr)
     if train is not None and start_epoch < last:
