@@ -309,7 +309,12 @@ def freeze_batch_norms(model, log: logging.Logger) -> None:
     from where they were). Called on every start of such a run, resumed ones too."""
     from keras import layers
 
-    norms = [la for la in model._flatten_layers() if isinstance(la, layers.BatchNormalization)]
+    def walk(layer):
+        for la in getattr(layer, "layers", []):
+            yield la
+            yield from walk(la)
+
+    norms = [la for la in walk(model) if isinstance(la, layers.BatchNormalization)]
     for la in norms:
         la.trainable = False
     log.info("%d batch norms kept in inference mode (started from shipped int8 weights)", len(norms))
