@@ -37,11 +37,10 @@ def read_items(data: Path, licences: tuple[str, ...], calibration: bool = False)
             if r["text"] and all(c in ALPHABET for c in r["text"]) and held_out(r) == calibration]
 
 
-@cache
-def read_scenes(data: Path, licences: tuple[str, ...]) -> list[dict]:
-    """Real-read's train scenes as real-detect items (file relative to `data`, plates with bbox): the
-    scenes of the held-out tenth's plates left out, so `--split held-out` still measures photos no
-    model trained on."""
+def _read_scene_groups(data: Path, licences: tuple[str, ...]) -> list[dict]:
+    """Every real-read train scene, in label order, as a real-detect item (file relative to `data`,
+    plates with bbox; several crops of one scene give one scene), with whether any of its plates is
+    in the held-out tenth."""
     by_scene: dict[str, dict] = {}
     for r in read_labels(data / "real-read" / "labels.jsonl", "train", licences):
         if r.get("scene") and r.get("bbox_in_scene"):
@@ -49,7 +48,14 @@ def read_scenes(data: Path, licences: tuple[str, ...]) -> list[dict]:
                                                   "source": r["source"], "licence": r["licence"], "held": False})
             s["plates"].append({"bbox": r["bbox_in_scene"]})
             s["held"] |= held_out(r)
-    return [s for s in by_scene.values() if not s["held"]]
+    return list(by_scene.values())
+
+
+@cache
+def read_scenes(data: Path, licences: tuple[str, ...]) -> list[dict]:
+    """Real-read's train scenes as real-detect items: the scenes of the held-out tenth's plates left
+    out, so `--split held-out` still measures photos no model trained on."""
+    return [s for s in _read_scene_groups(data, licences) if not s["held"]]
 
 
 def sources(data: Path, licences: tuple[str, ...], sets: tuple[str, ...] = ("real-detect", "real-read")
@@ -432,13 +438,10 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
 def scene_plates(data: Path, licences: tuple[str, ...]) -> list[tuple[Path, list[np.ndarray]]]:
     """Every train-split real scene with its labelled plate boxes as quads: real-detect's scenes and
     real-read's (several crops of one scene give one scene)."""
-    out = [(data / "real-detect" / r["file"], [bbox_quad(p["bbox"]) for p in r["plates"]])
-           for r in detect_items(data, licences)]
-    by_scene: dict[str, list[np.ndarray]] = {}
-    for r in read_labels(data / "real-read" / "labels.jsonl", "train", licences):
-        if r.get("scene") and r.get("bbox_in_scene"):
-            by_scene.setdefault(r["scene"], []).append(bbox_quad(r["bbox_in_scene"]))
-    return out + [(data / "real-read" / s, q) for s, q in sorted(by_scene.items())]
+    scenes = [(data / "real-detect" / r["file"], r["plates"]) for r in detect_items(data, licences)]
+    scenes += [(data / s["file"], s["plates"]) for s in sorted(_read_scene_groups(data, licences),
+                                                               key=lambda s: s["file"])]
+    return [(path, [bbox_quad(p["bbox"]) for p in plates]) for path, plates in scenes]
 
 
 def outline_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
