@@ -81,16 +81,22 @@ def composite_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator):
     """A rendered UK plate warped over the plate at `quad`, lit like the region it covers (its mean and
     spread of brightness and its colour cast), blurred to the scene's sharpness; (image, text, two-line):
     a square two-line plate where the box is square, a one-line plate elsewhere."""
+    w = float(np.linalg.norm(quad[1] - quad[0]))
+    h = float(np.linalg.norm(quad[3] - quad[0]))
+    two_line = w / max(h, 1e-6) < 2.6
+    text, tex = _rendered_uk(rng, two_line, px_per_mm=2.0 * w / 520)
+    out = composite(img, quad, tex, rng)
+    return (img, None, two_line) if out is None else (out, text.vrm, two_line)
+
+
+def _rendered_uk(rng: np.random.Generator, two_line: bool, px_per_mm: float):
+    """A random UK mark and its rendered plate image (1-4 px a millimetre)."""
     from sim.plates import generate
     from sim.render import PlateStyle, render_plate
 
     text = generate(rng, foreign_rate=0.0)
-    w = float(np.linalg.norm(quad[1] - quad[0]))
-    h = float(np.linalg.norm(quad[3] - quad[0]))
-    style = dataclasses.replace(PlateStyle.random(rng, variety=0.3), two_line=w / max(h, 1e-6) < 2.6)
-    plate = render_plate(text, style, px_per_mm=max(1.0, min(4.0, 2.0 * w / 520)))
-    out = composite(img, quad, plate.image, rng)
-    return (img, None, style.two_line) if out is None else (out, text.vrm, style.two_line)
+    style = dataclasses.replace(PlateStyle.random(rng, variety=0.3), two_line=two_line)
+    return text, render_plate(text, style, px_per_mm=max(1.0, min(4.0, px_per_mm))).image
 
 
 def composite(img: np.ndarray, quad: np.ndarray, texture: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
@@ -105,10 +111,6 @@ def composite_square_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Genera
     square plate in a wide plate's place, as on imported cars and motorcycles); (image, its own quad),
     None where the box is too small. The outline refiner learns square plates from these: real-detect's
     labelled plates are nearly all one-line."""
-    from sim.plates import generate
-    from sim.render import PlateStyle, render_plate
-
-    text = generate(rng, foreign_rate=0.0)
     h = float(np.linalg.norm(quad[3] - quad[0]))
     # the plate that was there goes first (filled in from around it): a square plate with a wide one's
     # ends showing beside it is no real plate, and would teach the refiner to cut real plates short
@@ -116,8 +118,7 @@ def composite_square_uk(img: np.ndarray, quad: np.ndarray, rng: np.random.Genera
     hole = np.zeros(img.shape[:2], np.uint8)
     cv2.fillConvexPoly(hole, np.round(c + (quad - c) * 1.08).astype(np.int32), 255)
     img = cv2.inpaint(img, hole, 3, cv2.INPAINT_TELEA)
-    style = dataclasses.replace(PlateStyle.random(rng, variety=0.3), two_line=True)
-    tex = render_plate(text, style, px_per_mm=max(1.0, min(4.0, 2.0 * h / 200))).image
+    _, tex = _rendered_uk(rng, True, px_per_mm=2.0 * h / 200)
     own_w = h * tex.shape[1] / tex.shape[0]
     if float(np.linalg.norm(quad[1] - quad[0])) > own_w:
         quad = _narrowed(quad, own_w)
