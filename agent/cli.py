@@ -244,7 +244,7 @@ def eval_cmd(
 ) -> None:
     """Detection recall, exact-read rate, within-one rate, per format and condition, confusions. Real
     photo labels (the shared set's real-read / real-detect labels.jsonl) are scored per kind, source
-    and country over one split."""
+    and country over one split, with detection recall per plate width too."""
     from agent.recognise import Recogniser, RecogniserError
     from sim.evaluate import evaluate
     from sim.evaluate_real import evaluate_real, is_real_labels
@@ -314,6 +314,10 @@ def _print_real(res: dict, json_out: bool) -> None:
                       f"{r['junk_reads_per_image']:.2f} ({r['junk_published_per_image']:.2f})",
                       f"{r['junk_regions_per_image']:.2f}" if "junk_regions_per_image" in r else "-",
                       f"{r.get('ms_p50', 0):.0f}")
+    for k, r in res.get("plate_width", {}).items():
+        kind, band = k.split(":", 1)
+        t.add_row(f"{kind} {band} px", "-", str(r["plates"]), f"{r['detection_recall']:.2%}",
+                  "-", "-", "-", "-", "-")
     Console().print(t)
 
 

@@ -31,13 +31,6 @@ for p in (ROOT, ROOT / "scripts"):
 WIDTH_BANDS = (60, 90, 150)  # px: the labelled plate's width, where reading gets easier
 
 
-def width_band(w: float) -> str:
-    """The plate-width band a result is counted in ("60-90" px, "<60", ">=150")."""
-    lo = max((b for b in WIDTH_BANDS if w >= b), default=None)
-    hi = min((b for b in WIDTH_BANDS if w < b), default=None)
-    return f"<{hi}" if lo is None else f">={lo}" if hi is None else f"{lo}-{hi}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data set")
@@ -52,6 +45,7 @@ def main() -> None:
 
     from agent.recognise import Recogniser
     from sim.evaluate import overlap
+    from sim.evaluate_real import width_band
 
     labels = args.data / "real-detect" / "labels.jsonl"
     if not labels.is_file():
@@ -79,7 +73,7 @@ def main() -> None:
                     published=len(pub), wrong_published=sum(x.vrm != text for x in pub))
         total.update(c)
         keys = {"source": r["source"].split("@")[0], "layout": "two-line" if two else "one-line",
-                "width": width_band(box[2])}
+                "width": width_band(box[2], WIDTH_BANDS)}
         for g, k in keys.items():
             groups[g].setdefault(k, Counter()).update(c)
     if not total:

@@ -9,6 +9,7 @@ Three measures, each over the chosen split:
 - detection: recall at IoU >= 0.5 of the recogniser's plate outlines against the labelled boxes; the
   regions overlapping no labelled plate (junk regions, each a cost in time), and the photo read end to
   end: its reads of no labelled plate, published or not (junk reads; a user sees the published ones).
+  Detection recall is also given per labelled plate width (`plate_width`, WIDTH_BANDS) for scenes.
 Wrong reads count reads at or above the publishing threshold that are not the plate's text (a
 misread plate or junk), over all reads at or above it; a detection-only photo has no text to check
 its reads on plates against, so only its junk is counted there.
@@ -31,6 +32,9 @@ from agent.recognise.recogniser import Recogniser
 
 DETECT_IOU = 0.5
 JUNK_OVERLAP = 0.3  # a region or read overlapping every labelled plate less than this is junk
+# Plate widths (labelled box, photo pixels) that detection recall is also given for: most plates the finder
+# misses in the real-detect photos are a few dozen pixels wide or less, too small for any reader.
+WIDTH_BANDS = (15, 30, 60, 120)
 
 
 @dataclass(slots=True)
@@ -178,6 +182,7 @@ def evaluate_real(path: Path, rec: Recogniser, min_confidence: float, split: str
         raise ValueError(f"{path}: no items in split {split!r}" + (f" with licences {licences}" if licences else ""))
     groups: dict[str, dict[str, Tally]] = {"kind": defaultdict(Tally), "source": defaultdict(Tally),
                                            "country": defaultdict(Tally)}
+    by_width: dict[str, Counter] = defaultdict(Counter)  # scene plates: labelled and found, per width band
     unreadable = 0
     for it in items:
         img = cv2.imread(str(it.file), cv2.IMREAD_COLOR)
@@ -185,9 +190,14 @@ def evaluate_real(path: Path, rec: Recogniser, min_confidence: float, split: str
             unreadable += 1
             continue
         t0 = time.perf_counter()
+        found: list[bool] = []
         c = _score_crop(img, it, rec, min_confidence) if it.kind == "crop" else _score_scene(img, it, rec,
-                                                                                              min_confidence)
+                                                                                              min_confidence, found)
         ms = (time.perf_counter() - t0) * 1000
+        for p, hit in zip(it.plates if it.kind != "crop" else [], found, strict=True):
+            band = by_width[f"{it.kind}:{width_band(p['bbox'][2])}"]
+            band["plates"] += 1
+            band["detected"] += hit
         keys = {"kind": it.kind, "source": f"{it.kind}:{it.source}", "country": f"{it.kind}:{it.country}"}
         for g, k in keys.items():
             if g == "country" and it.kind == "detect":
@@ -198,7 +208,22 @@ def evaluate_real(path: Path, rec: Recogniser, min_confidence: float, split: str
             tally.ms.append(ms)
     return {"labels": str(path), "split": split, "licences": list(licences), "min_confidence": min_confidence,
             "unreadable": unreadable,
-            **{g: {k: v.summary() for k, v in sorted(d.items())} for g, d in groups.items()}}
+            **{g: {k: v.summary() for k, v in sorted(d.items())} for g, d in groups.items()},
+            "plate_width": {f"{kind}:{band}": {"plates": c["plates"],
+                                               "detection_recall": round(c["detected"] / c["plates"], 4)}
+                            for kind in sorted({k.split(":")[0] for k in by_width}) for band in WIDTH_NAMES
+                            if (c := by_width.get(f"{kind}:{band}"))}}
+
+
+def width_band(width: float, bands: tuple[float, ...] = WIDTH_BANDS) -> str:
+    """The band of `bands` (px, ascending; lower bound inclusive) a plate `width` px wide is counted in:
+    "<15", "15-30", ..., ">=120"."""
+    lo = max((b for b in bands if width >= b), default=None)
+    hi = min((b for b in bands if width < b), default=None)
+    return f"<{hi:g}" if lo is None else f">={lo:g}" if hi is None else f"{lo:g}-{hi:g}"
+
+
+WIDTH_NAMES = tuple(width_band(w) for w in (0, *WIDTH_BANDS))
 
 
 def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> Counter:
@@ -217,8 +242,12 @@ def _score_crop(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> C
     return c
 
 
-def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> Counter:
+def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float, found: list[bool] | None = None
+                 ) -> Counter:
+    """`found`, when given, gets whether each of `it.plates` was detected, in order."""
     from agent.pipeline.tracker import edit_distance
+
+    found = found if found is not None else []
 
     c = Counter()
     if it.kind == "detect":
@@ -229,7 +258,9 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
             c["plates"] += 1
             best = max(((i, _iou(tuple(p["bbox"]), b)) for i, b in enumerate(boxes) if i not in used),
                        key=lambda x: x[1], default=(None, 0.0))
-            if best[0] is not None and best[1] >= DETECT_IOU:
+            hit = best[0] is not None and best[1] >= DETECT_IOU
+            found.append(hit)
+            if hit:
                 used.add(best[0])
                 c["detected"] += 1
         c["junk_regions"] += sum(1 for i, b in enumerate(boxes) if i not in used
@@ -248,8 +279,9 @@ def _score_scene(img: np.ndarray, it: RealItem, rec: Recogniser, thr: float) -> 
         c["plates"] += 1
         c["texts"] += 1
         near = [i for i, r in enumerate(reads) if i not in matched and overlap(p["bbox"], r.bbox) > JUNK_OVERLAP]
-        if any(_iou(tuple(p["bbox"]), reads[i].extent) >= DETECT_IOU for i in near):
-            c["detected"] += 1
+        hit = any(_iou(tuple(p["bbox"]), reads[i].extent) >= DETECT_IOU for i in near)
+        found.append(hit)
+        c["detected"] += hit
         if not near:
             continue
         i = min(near, key=lambda i: edit_distance(reads[i].vrm, p["text"]))

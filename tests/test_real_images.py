@@ -12,7 +12,16 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.config import DEFAULT_MIN_CONFIDENCE
 from agent.recognise import Recogniser
-from sim.evaluate_real import HELD_OUT, evaluate_real, held_out, is_real_labels, licence_allowed, load_real
+from sim.evaluate_real import (
+    HELD_OUT,
+    WIDTH_NAMES,
+    evaluate_real,
+    held_out,
+    is_real_labels,
+    licence_allowed,
+    load_real,
+    width_band,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "real"
@@ -96,6 +105,12 @@ def test_real_scenes_plates_found_above_the_floor(rec):
     # read end to end too: what is published off every labelled plate, and no text to check reads against
     assert det["reads_at_threshold"] >= 1 and "wrong_at_threshold" not in det
     assert det["junk_published_per_image"] <= MAX_JUNK_PUBLISHED_PER_IMAGE, res["source"]
+    # the same plates again by width: every one in one band, found as often in all as in the bands
+    bands = res["plate_width"]
+    assert set(bands) <= {f"detect:{b}" for b in WIDTH_NAMES} and bands
+    assert sum(b["plates"] for b in bands.values()) == det["plates"]
+    found = sum(round(b["detection_recall"] * b["plates"]) for b in bands.values())
+    assert found == round(det["detection_recall"] * det["plates"])
 
 
 def test_eval_cli_scores_real_labels_per_kind_source_and_country(tmp_path):
@@ -152,6 +167,13 @@ def test_the_held_out_split_is_the_tenth_of_train_texts_no_reader_trains_on(tmp_
 ])
 def test_licence_families(licence, allowed, ok):
     assert licence_allowed(licence, allowed) is ok
+
+
+@given(st.floats(min_value=0, max_value=10_000))
+def test_every_plate_width_falls_in_one_named_band(w):
+    band = width_band(w)
+    assert band in WIDTH_NAMES
+    assert (band == "<15") == (w < 15) and (band == ">=120") == (w >= 120)
 
 
 @given(st.text(max_size=40))
@@ -230,15 +252,15 @@ def test_uk_marks_composited_into_the_real_fixture_photos_are_read(tmp_path):
 
 @given(st.floats(min_value=0, max_value=5000, allow_nan=False))
 def test_a_plate_width_falls_in_the_one_band_that_holds_it(w):
-    """`uk_in_real_scenes.width_band`: the bands are read as bounds (lower inclusive), so each width is
-    counted once and in the band its label names."""
+    """`width_band` with `uk_in_real_scenes`' bands: the bands are read as bounds (lower inclusive), so
+    each width is counted once and in the band its label names."""
     import sys
     from itertools import pairwise
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    from uk_in_real_scenes import WIDTH_BANDS, width_band
+    from uk_in_real_scenes import WIDTH_BANDS
 
-    band = width_band(w)
+    band = width_band(w, WIDTH_BANDS)
     if band.startswith("<"):
         assert w < float(band[1:]) == WIDTH_BANDS[0]
     elif band.startswith(">="):
