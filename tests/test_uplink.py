@@ -432,6 +432,7 @@ def test_full_outbox_reports_fault_keeps_running_and_resumes(pki, broker, tmp_pa
         broker.start()
         watcher = Client(settings(pki, broker, "central"))
         watcher.c.subscribe("anpr/v1/S1/cam1/health", qos=0)
+        assert wait_for(lambda: watcher.suback, 10)  # subscribed before the feeder drains and stops
         err = finish(p, 120)
         assert p.returncode == 0, err.decode()[-2000:]
         assert wait_for(lambda: central.store.count() >= 60, 30), (central.counts, central.store.count(),
