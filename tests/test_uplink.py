@@ -447,6 +447,46 @@ def test_full_outbox_reports_fault_keeps_running_and_resumes(pki, broker, tmp_pa
         central.stop()
 
 
+def test_stopping_sends_a_last_health_document_before_offline(pki, broker, tmp_path):
+    """Periodic health is QoS 0 and may be missed (an outage, a late subscriber): on stopping the unit
+    sends one more, QoS 1, with what it leaves behind, and only then its `offline` status."""
+    from sim.synthetic import ReadFactory
+
+    watcher = Client(settings(pki, broker, "central"))
+    watcher.c.subscribe([("anpr/v1/S1/cam1/health", 1), ("anpr/v1/S1/cam1/status", 1)])
+    assert wait_for(lambda: len(watcher.suback) == 2, 5)
+    outbox = Outbox(tmp_path / "o.sqlite")
+    probes = []
+
+    def health() -> dict:
+        probes.append(outbox.stats().depth)
+        return {"probe": len(probes), "outbox_depth": probes[-1]}
+
+    up = Uplink(settings(pki, broker, "S1.cam1", "anpr-edge-S1-cam1"), "S1", "cam1", outbox, health=health,
+                health_interval_s=3600)
+    try:
+        up.start()
+        assert wait_for(lambda: any(m.topic.endswith("/health") for m in watcher.msgs), 10)  # on connecting
+        fac = ReadFactory("S1", "cam1", pki.key, pool=1)
+        for k in range(3):
+            r = fac.read(k)
+            outbox.put(r.read_id, r.to_json_bytes())
+        up.notify()
+        assert wait_for(lambda: outbox.stats().depth == 0, 10)
+    finally:
+        up.stop(drain_s=2.0)
+    assert wait_for(lambda: any(m.topic.endswith("/status") and json.loads(m.payload)["state"] == "offline"
+                                for m in watcher.msgs), 5)
+    watcher.close()
+    topics = [(m.topic.rsplit("/", 1)[1], json.loads(m.payload)) for m in watcher.msgs]
+    health_docs = [d for t, d in topics if t == "health"]
+    assert [d["probe"] for d in health_docs] == [1, 2], topics  # one on connecting, one on stopping
+    assert health_docs[-1]["outbox_depth"] == 0
+    last = max(i for i, (t, _) in enumerate(topics) if t == "health")
+    assert topics[last + 1:] and all(t == "status" for t, _ in topics[last + 1:]), topics
+    assert [m.qos for m in watcher.msgs if m.topic.endswith("/health")][-1] == 1
+
+
 @pytest.fixture
 def small_fs(tmp_path):
     """A real 3 MB filesystem (tmpfs) for the outbox: needs root, as CI has."""

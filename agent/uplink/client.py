@@ -114,7 +114,9 @@ class Uplink:
         return self._connected.wait(timeout)
 
     def stop(self, drain_s: float = 0.0) -> None:
-        """Publish `offline`, wait up to drain_s for outstanding PUBACKs, disconnect."""
+        """Wait up to drain_s for outstanding PUBACKs, publish a last health document and `offline`,
+        disconnect. The last health says what the unit leaves behind (outbox depth, faults): periodic
+        health is QoS 0 and a central subscribing late, or an outage just before, can miss every one."""
         deadline = time.monotonic() + drain_s
         while drain_s and time.monotonic() < deadline and self.stats.connected:
             with self._lock:
@@ -129,6 +131,7 @@ class Uplink:
         self._store_acks()
         try:
             if self.stats.connected:
+                self._last_health()
                 info = self._client.publish(f"{self.prefix}/status", json.dumps({"state": "offline"}), 1, True)
                 t0 = time.monotonic()
                 while not info.is_published() and time.monotonic() - t0 < 2:
@@ -256,6 +259,15 @@ class Uplink:
         body = ("\n".join(text for _, text in lines)).encode("utf-8")
         if self._send("audit", str(lines[-1][0]), "audit", body):
             self._audit_inflight = True
+
+    def _last_health(self) -> None:
+        """One more health document, QoS 1, on stopping (its PUBACK is awaited with `offline`'s)."""
+        if self.health_fn is None:
+            return
+        try:
+            self.publish_json("health", self.health_fn(), qos=1)
+        except Exception as e:  # a health probe must never stop the unit stopping
+            log.warning("uplink: last health failed: %s", e)
 
     def _health_tick(self) -> None:
         if self.health_fn is None or not self.stats.connected:
