@@ -145,8 +145,9 @@ def recognise(
                                                           "published true/false.")] = False,
     tile: Annotated[bool, typer.Option(help="Also look at tiles of very large images (slower).")] = False,
     magnify: Annotated[bool | None, typer.Option(
-        "--magnify/--no-magnify", help="Look at images up to about 800x600 twice as large, in one "
-                                       "finder run (default: the configuration's, else on).")] = None,
+        "--magnify/--no-magnify", help="Look at images up to about 800x600 twice as large (any up to "
+                                       "1024x768 at least at its own size), in one finder run (default: "
+                                       "the configuration's, else on).")] = None,
     threads: Annotated[int, typer.Option(min=1, max=16)] = 1,
     views: Annotated[int, typer.Option(min=1, max=MAX_VIEWS, help="Most crops of each plate read and compared.")
                      ] = MAX_VIEWS,
@@ -329,8 +330,9 @@ def bench_recognise_cmd(
     images: Annotated[Path | None, typer.Option(help="Also time every image in this folder (real photos).")
                       ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Most images timed from --images.")] = 300,
-    magnify: Annotated[bool, typer.Option(help="Look at --images up to about 800x600 twice as large "
-                                               "(what `recognise` does by default).")] = True,
+    magnify: Annotated[bool, typer.Option(help="Look at --images up to about 800x600 twice as large, any "
+                                               "up to 1024x768 at least at its own size (what `recognise` "
+                                               "does by default).")] = True,
 ) -> None:
     """Per-stage times and whole-image p50/p99, one thread: simulated 1280x720 frames with one and three
     plates and, with --images, real photographs."""

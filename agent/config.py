@@ -90,10 +90,10 @@ class Recogniser(Strict):
     models_dir: Path | None = Field(None, description="Folder with the models; unset: the shipped models.")
     tile: bool = Field(False, description="Also run the detector on tiles of frames over 2.5x its input "
                                           "(slower; for very large frames with small plates).")
-    magnify: bool = Field(True, description="Look at images up to about 800x600 at twice the scale, in "
-                                            "one run of the finder exported at 768x1024 (finds their plates "
-                                            "under 30 px wide; the unit's own 1280x720 frames are never "
-                                            "magnified).")
+    magnify: bool = Field(True, description="Look at images up to about 800x600 at twice the scale (any "
+                                            "up to 1024x768 at least at its own), in one run of the finder "
+                                            "exported at 768x1024 (finds their plates under 30 px wide; "
+                                            "the unit's own 1280x720 frames are never magnified).")
     threads: int = Field(1, ge=1, le=16)
     min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1,
                                   description="Reads below this calibrated confidence are not published.")

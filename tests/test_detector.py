@@ -99,17 +99,22 @@ def test_other_outlines_include_the_whole_plate_a_piece_belongs_to(det, monkeypa
 @settings(max_examples=300, deadline=None)
 @given(st.integers(16, 5000), st.integers(16, 4000))
 def test_magnified_scale_is_twice_the_letterbox_as_far_as_the_magnifier_holds_the_image(width, height):
-    """A photograph the letterbox shrinks less than MAGNIFY_MIN_SCALE is looked at MAGNIFY times the
-    letterbox's scale, whole, in the magnifier's input (less magnified where it would not fit); larger
+    """A photograph the letterbox shrinks less than MAGNIFY_MIN_SCALE, or one the magnifier holds whole
+    (up to 1024x768), is looked at MAGNIFY times the letterbox's scale, whole, in the magnifier's input
+    (less magnified where it would not fit; never less than its own resolution when it fits); larger
     frames (the unit's 1280x720) are not."""
     from agent.recognise.detector import MAGNIFY, MAGNIFY_MIN_SCALE, magnified_scale
 
     size = (768, 1024)
     s0 = min(DET_W / width, DET_H / height)
     s = magnified_scale(width, height, size)
-    if s0 < MAGNIFY_MIN_SCALE:
+    fits = width <= size[1] and height <= size[0]
+    if s0 < MAGNIFY_MIN_SCALE and not fits:
         assert s is None
         return
+    assert s is not None
+    if fits:
+        assert s >= 1.0 - 1e-9  # never below the photo's own resolution
     assert round(width * s) <= size[1] and round(height * s) <= size[0]  # all of it in one run
     assert s <= MAGNIFY * s0 + 1e-9
     # as magnified as it can be: MAGNIFY times, or filling the magnifier's width or height
@@ -119,12 +124,14 @@ def test_magnified_scale_is_twice_the_letterbox_as_far_as_the_magnifier_holds_th
 
 @pytest.mark.parametrize(("size", "magnify", "runs"),
                          [((240, 320), True, {"magnifier": 1}), ((240, 320), False, {"finder": 1, "detector": 1}),
-                          ((480, 640), True, {"magnifier": 1}), ((768, 1024), True, {"finder": 1, "detector": 1}),
+                          ((480, 640), True, {"magnifier": 1}), ((768, 1024), True, {"magnifier": 1}),
+                          ((768, 1024), False, {"finder": 1, "detector": 1}),
+                          ((769, 1024), True, {"finder": 1, "detector": 1}),
                           ((720, 1280), True, {"finder": 1, "detector": 1})])
 def test_small_photographs_get_one_magnified_pass_of_the_finder_alone(size, magnify, runs):
-    """A small photo's one pass is the magnifier's, over all of it (the finder exported at a larger
-    input), and nothing else: the simulator-trained detector found no more there, only clutter. Larger
-    frames, or with magnify off, get the finder's and the detector's letterboxed passes."""
+    """A small photo's one pass (up to 1024x768) is the magnifier's, over all of it (the finder exported
+    at a larger input), and nothing else: the simulator-trained detector found no more there, only
+    clutter. Larger frames, or with magnify off, get the finder's and the detector's letterboxed passes."""
     calls = {"finder": 0, "magnifier": 0, "detector": 0}
 
     class Counting(Model):

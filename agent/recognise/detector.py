@@ -1,15 +1,15 @@
 """Plate detector: the TFLite model's plate-probability map -> plate quadrilaterals in image pixels.
 
-Any image is letterboxed whole into the detector input: one pass, whatever its size (tiles of very
-large photographs at a finer scale only when asked, `tile`). A photograph up to about 800x600 (a
-320x240 or 640x480 photo, which the letterbox hardly shrinks) is looked at instead by the finder
-alone, MAGNIFY times larger, whole, in one run of the finder exported at a larger input
-(`magnifier`, `magnified_scale`): its far plates are 20-30 px wide, too small at the letterbox's
-scale, and the simulator-trained detector finds nothing there the finder does not. Each plate
-found is then looked at again in a window around it, scaled so the plate is about REFINE_WIDTH
-detector pixels wide: at the frame's scale a plate is only a few mask cells tall, and its outline
-(which the reader's crop follows) comes out about a third more exact from the closer look. The
-closer looks share detector runs, four quarter-size windows to a run.
+Any image is letterboxed whole into the detector input: one pass, whatever its size (tiles of very large
+photographs at a finer scale only when asked, `tile`). A photograph up to about 800x600 (a 320x240 or
+640x480 photo, which the letterbox hardly shrinks), or any the magnifier holds whole (up to 1024x768),
+is looked at instead by the finder alone, MAGNIFY times larger, whole, in one run of the finder exported
+at a larger input (`magnifier`, `magnified_scale`): its far plates are 20-30 px wide, too small at the
+letterbox's scale, and the simulator-trained detector finds nothing there the finder does not. Each
+plate found is then looked at again in a window around it, scaled so the plate is about REFINE_WIDTH
+detector pixels wide: at the frame's scale a plate is only a few mask cells tall, and its outline (which
+the reader's crop follows) comes out about a third more exact from the closer look. The closer looks
+share detector runs, four quarter-size windows to a run.
 A plate sloping 25 degrees or more can come out of the frame's mask in pieces, and one beside a
 bright surround merged with it; for a detection that read badly the recogniser tries the other
 outlines `alternatives` finds.
@@ -41,6 +41,12 @@ TILE_SCALE = 0.4  # detector scale used for tiles of large images
 # Larger frames (the unit's own 1280x720, letterbox scale 0.5) get the letterboxed passes only.
 MAGNIFY = 2.0
 MAGNIFY_MIN_SCALE = 0.6
+# A photograph the magnifier holds whole at its own resolution or larger (up to 1024x768) is magnified
+# too, whatever its letterbox scale: the letterbox would halve a 1024x768 photo (since session 27).
+# In the 200 real-read train scenes (about 150 of them such photos, mostly 1024x768 French cars, which no
+# finder trains on) plates found went from 185 to 191, plates read exactly from 167 to 170, published
+# reads from 110 to 116 (wrong or unlabelled 3 -> 5: the two new are plates of other vehicles the labels
+# leave out); the held-out tenth of them: 17 -> 16 of 21 read. The unit's 1280x720 frames do not fit.
 REFINE_WIDTH = 140.0  # plate width in detector pixels for the second, closer look
 # A steeply sloping plate can come out of the frame's mask as a piece of itself; looked at with the
 # piece this wide (detector pixels), a whole plate 2-5 times its width is at a scale the detector reads.
@@ -126,9 +132,10 @@ def windows(width: int, height: int, tile: bool = False) -> list[tuple[int, int,
 def magnified_scale(width: int, height: int, size: tuple[int, int]) -> float | None:
     """The scale of the magnified pass over an image: MAGNIFY times the letterbox's, as far as the
     magnifier's input `size` (height, width) holds the whole image; None for an image the letterbox
-    scales by less than MAGNIFY_MIN_SCALE (the unit's frames)."""
+    scales by less than MAGNIFY_MIN_SCALE that the magnifier cannot hold whole at its own resolution
+    (the unit's 1280x720 frames; a 1024x768 photo it holds)."""
     s0 = min(DET_W / width, DET_H / height)
-    if s0 < MAGNIFY_MIN_SCALE:
+    if s0 < MAGNIFY_MIN_SCALE and (width > size[1] or height > size[0]):
         return None
     return min(MAGNIFY * s0, size[1] / width, size[0] / height)
 

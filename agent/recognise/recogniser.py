@@ -117,8 +117,8 @@ class Recogniser:
         reports the reader's own probabilities (for fitting a new calibration). `tile`: also look at
         tiles of frames much larger than the detector input (slower; for plates a few dozen pixels wide
         in very large photographs). `magnify`: the finder looks at photographs up to about 800x600
-        twice as large, instead of the letterboxed passes (`detector.magnified_scale`; needs the models
-        folder's `finder_magnified.tflite`)."""
+        twice as large (any up to 1024x768 at least at its own size), instead of the letterboxed
+        passes (`detector.magnified_scale`; needs the models folder's `finder_magnified.tflite`)."""
         if not 1 <= views <= len(VIEWS):
             raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
         self.views = views
