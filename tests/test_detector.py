@@ -148,6 +148,13 @@ def test_small_photographs_get_one_magnified_pass_of_the_finder_alone(size, magn
                       magnifier=Counting(MODELS / "finder_magnified.tflite", "magnifier"))
     d.detect(np.random.default_rng(1).integers(0, 255, size, dtype=np.uint8))
     assert calls == {"finder": 0, "magnifier": 0, "detector": 0} | runs
+    # closer looks: none in a photo the magnifier took (its regions are kept as the finder gave them)
+    region = Detection(np.array([[100.0, 100], [160, 100], [160, 114], [100, 114]]), 0.9, from_finder=True)
+    before = calls["detector"]
+    looked = d.refine_all(np.zeros(size, np.uint8), [region])
+    magnified = "magnifier" in runs
+    assert calls["detector"] - before == (0 if magnified else 1)
+    assert (looked[0] is region) if magnified else len(looked) == 1
 
 
 def test_extent_is_the_outline_box_unrounded_and_bbox_holds_it():

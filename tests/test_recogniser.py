@@ -294,14 +294,17 @@ def test_any_image_size_finds_the_plate_in_one_pass(rec, size, zoom):
     """A phone photo 4000 px wide shows a plate about as many of its pixels wide as a 1280x720 frame
     scaled up: letterboxed whole, one detector pass finds it."""
     calls = []
-    run = rec.detector.model.run
-    rec.detector.model.run = lambda x: calls.append(1) or run(x)
+    models = (rec.detector.model, rec.detector.finder, rec.detector.magnifier)  # the pass is one of them
+    runs = [m.run for m in models]
+    for m, run in zip(models, runs, strict=True):
+        m.run = lambda x, run=run: calls.append(1) or run(x)
     try:
         reads = rec.recognise(_scene_on_canvas(size, zoom))
         dets = rec.detector.detect(_scene_on_canvas(size, zoom))
         n = len(calls)
     finally:
-        rec.detector.model.run = run
+        for m, run in zip(models, runs, strict=True):
+            m.run = run
     assert reads, "no plate found"
     assert dets and n > 0
     from agent.recognise.detector import windows
