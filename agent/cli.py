@@ -160,6 +160,7 @@ def recognise(
     import time
 
     from agent.recognise import Recogniser, RecogniserError
+    from agent.recognise.image_file import read_image
 
     thr = DEFAULT_MIN_CONFIDENCE
     if config is not None:
@@ -182,7 +183,7 @@ def recognise(
     failures = 0
     for f in files:
         t0 = time.perf_counter()
-        img, msg = _read_image(f)
+        img, msg = read_image(f)
         if img is None:
             failures += 1
             typer.echo(json.dumps({"file": str(f), "error": msg}) if json_out else f"{f}: error: {msg}")
@@ -209,20 +210,6 @@ def recognise(
             typer.echo(f"{f}: {text}{more}  [{ms:.0f} ms]")
     if failures == len(files):
         raise typer.Exit(1)
-
-
-def _read_image(f: Path):
-    """(image, None) or (None, why not): colour, grey, 16-bit and with alpha all become 8-bit."""
-    import cv2
-
-    img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED) if f.is_file() else None
-    if img is None:
-        return None, "not found" if not f.exists() else "not a readable image"
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if img.dtype != "uint8":
-        img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
-    return img, None
 
 
 @app.command("eval")

@@ -8,11 +8,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-
 from agent.config import DEFAULT_MIN_CONFIDENCE
 from agent.pipeline.tracker import edit_distance
 from agent.recognise.detector import overlap
+from agent.recognise.image_file import read_image
 from agent.recognise.recogniser import PlateRead, Recogniser
 
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -69,7 +68,7 @@ def evaluate(labels: Path, rec: Recogniser, min_confidence: float = DEFAULT_MIN_
     scored: list[tuple[float, bool, bool]] = []  # (confidence, correct, partly hidden) of matched reads
     false_by_thr = Counter()
     for it in items:
-        img = cv2.imread(str(it.file), cv2.IMREAD_UNCHANGED)
+        img, _ = read_image(it.file)
         if img is None:
             tot["unreadable"] += 1
             continue
