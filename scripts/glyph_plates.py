@@ -9,9 +9,7 @@ The tiles have no split (none is an evaluation item); `--licences` filters them 
 
 from __future__ import annotations
 
-import re
 from functools import cache
-from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -31,30 +29,22 @@ LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "be": (("D", "LLL", "DDD"), ("LLL", "DDD")),
     "rs": (("LL", "DDD", "LL"), ("LL", "DDDD", "LL")),
     "br": (("LLL", "DDDD"), ("LLLDLDD",)),
-    "fr_siv": (("LL", "DDD", "LL"),),
 }
 # share of plates per country: UK first (what the unit reads), the others for their typefaces
-WEIGHTS = {"gb": 0.4, "de": 0.12, "fr": 0.12, "nl": 0.1, "be": 0.08, "rs": 0.08, "br": 0.1, "fr_siv": 0.2}
+WEIGHTS = {"gb": 0.4, "de": 0.12, "fr": 0.12, "nl": 0.1, "be": 0.08, "rs": 0.08, "br": 0.1}
 YELLOW = (40, 200, 250)  # BGR: a UK rear or a Dutch plate
 WHITE = (245, 245, 245)
 # Dashes between the groups, as each country prints them (chance a plate has them): French SIV and
 # Serbian plates always, Dutch and Belgian mostly; German plates space the district from the rest.
-DASHES = {"fr": 0.9, "fr_siv": 0.95, "rs": 0.8, "nl": 0.8, "be": 0.7, "de": 0.3}
-# French SIV marks (AB-123-CD, every French car since 2009) in their own typeface: the shared French tiles
-# are the older FNI typeface, and held-out SIV plates are misread on clear, large crops (M as N, D as U,
-# Q as O) where the same texts drawn by the simulator read right (models/candidates/README.md, session 28).
-SIV = re.compile(r"[A-Z]{2}\d{3}[A-Z]{2}\Z")
-SIV_PLATE_MM = (520, 110)
-SIV_BAND_MM = 40  # each side band (the EU band, the region's number) is about this wide
+DASHES = {"fr": 0.9, "rs": 0.8, "nl": 0.8, "be": 0.7, "de": 0.3}
 # Light characters on a dark plate: UK black-and-silver plates of historic vehicles, old French black
 # plates. The reader must not learn that characters are always darker than their plate.
 LIGHT_ON_DARK = 0.08
 
 
 @cache
-def tiles(data: Path, licences: tuple[str, ...]) -> dict[str, dict[str, list[Path | np.ndarray]]]:
-    """Tiles by country and character, under the licence families asked for: the shared tile files, and
-    French SIV characters cut from the train crops (`siv_tiles`, as "fr_siv")."""
+def tiles(data: Path, licences: tuple[str, ...]) -> dict[str, dict[str, list[Path]]]:
+    """Tile files by country and character, under the licence families asked for."""
     out: dict[str, dict[str, list[Path]]] = {}
     path = data / "real-read" / "glyphs.jsonl"
     if not path.exists():
@@ -63,88 +53,18 @@ def tiles(data: Path, licences: tuple[str, ...]) -> dict[str, dict[str, list[Pat
         c = str(r["char"]).upper()
         if len(c) == 1 and c in L + D:
             out.setdefault(str(r["country"]), {}).setdefault(c, []).append(data / "real-read" / r["file"])
-    siv = siv_tiles(data, licences)
-    if siv:
-        out["fr_siv"] = dict(siv)
     return out
 
 
 @cache
 def _tile(path: Path) -> np.ndarray | None:
+    """Ink coverage 0-1 (dark strokes on a light tile)."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return None if img is None else ink_coverage(img)
-
-
-def ink_coverage(img: np.ndarray) -> np.ndarray | None:
-    """Ink coverage 0-1 of a grey tile (dark strokes on a light tile); None for a sliver."""
-    if min(img.shape) < 4:
+    if img is None or min(img.shape) < 4:
         return None
     x = img.astype(np.float32)
     lo, hi = np.percentile(x, 2), np.percentile(x, 98)
     return np.clip((hi - x) / max(hi - lo, 1.0), 0, 1)
-
-
-def _ink(ref: Path | np.ndarray) -> np.ndarray | None:
-    """A tile's ink: a shared tile file's, or a tile cut here (`siv_tiles`) as it is."""
-    return ref if isinstance(ref, np.ndarray) else _tile(ref)
-
-
-@cache
-def siv_tiles(data: Path, licences: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
-    """Characters of French SIV marks in their own typeface, cut from real-read's French train crops
-    (never the held-out tenth or dev: `real_data.read_items`) along the shipped outline refiner's
-    outline; empty without that model. See SIV."""
-    from real_data import read_items
-
-    from agent.recognise.outline import OutlineRefiner
-    from agent.recognise.runtime import Model, shipped_models_dir
-
-    path = shipped_models_dir() / "outline.tflite"
-    if not (path.is_file() and (data / "real-read" / "labels.jsonl").is_file()):
-        return {}
-    refiner = OutlineRefiner(Model(path))
-    out: dict[str, list[np.ndarray]] = {}
-    for r in read_items(data, licences):
-        if r["country"] != "fr" or r.get("lines", 1) != 1 or not SIV.match(r["text"]):
-            continue
-        img = cv2.imread(str(data / "real-read" / r["file"]), cv2.IMREAD_GRAYSCALE)
-        for c, ink in zip(r["text"], [] if img is None else cut_characters(img, refiner) or [], strict=False):
-            out.setdefault(c, []).append(ink)
-    return out
-
-
-def cut_characters(grey: np.ndarray, refiner) -> list[np.ndarray] | None:
-    """The seven characters of a one-line SIV crop as ink tiles, left to right: the plate cut along the
-    refiner's outline to its 520 x 110 mm, its side bands dropped, its dark parts of a character's
-    height; None unless there are exactly seven of one height (touching or broken characters)."""
-    from agent.recognise.detector import Detection
-
-    w, h = SIV_PLATE_MM
-    quad = refiner.refine(grey, Detection.whole(grey)).quad
-    m = cv2.getPerspectiveTransform(np.float32(quad), np.float32([[0, 0], [w, 0], [w, h], [0, h]]))
-    plate = cv2.warpPerspective(grey, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    plate = plate[:, SIV_BAND_MM:w - SIV_BAND_MM]
-    _, dark = cv2.threshold(plate, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    n, _, st, _ = cv2.connectedComponentsWithStats(dark)
-    parts = sorted((tuple(int(v) for v in st[i]) for i in range(1, n)
-                    if 0.45 * h <= st[i][3] <= 0.9 * h and st[i][2] <= 0.16 * w and st[i][4] > 40
-                    and st[i][1] > 1 and st[i][1] + st[i][3] < h - 1), key=lambda p: p[0])
-    if len(parts) != 7 or max(p[3] for p in parts) > 1.3 * float(np.median([p[3] for p in parts])):
-        return None
-    gaps = [b[0] - (a[0] + a[2]) for a, b in pairwise(parts)]
-    if sorted(np.argsort(gaps)[-2:].tolist()) != [1, 4]:  # AB-123-CD: the dashes make the widest gaps
-        return None
-    return [_clean_ink(plate[max(0, y - 2):y + ph + 2, max(0, x - 2):x + pw + 2]) for x, y, pw, ph, _ in parts]
-
-
-def _clean_ink(tile: np.ndarray) -> np.ndarray:
-    """Ink 0-1 between the tile's own ink and background levels (Otsu): a photo's tile has shading that
-    the 2-98 % stretch of `ink_coverage` would leave as a visible box round the character."""
-    t, _ = cv2.threshold(tile, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    ink, bg = tile[tile <= t], tile[tile > t]
-    lo = float(np.median(ink)) if ink.size else 0.0
-    hi = float(np.median(bg)) if bg.size else 255.0
-    return np.clip((hi - tile.astype(np.float32)) / max(hi - lo, 1.0), 0, 1)
 
 
 def _text(rng: np.random.Generator, country: str, have: dict[str, list[Path]]) -> list[str] | None:
@@ -209,7 +129,7 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...],
         for g in line:
             row = []
             for c in g:
-                t = _ink(have[c][int(rng.integers(len(have[c])))])
+                t = _tile(have[c][int(rng.integers(len(have[c])))])
                 if t is None:
                     return None
                 aspect = t.shape[1] / t.shape[0] * rng.uniform(0.9, 1.1)
@@ -221,8 +141,7 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...],
     band = country != "gb" or rng.random() < 0.3  # the blue side band with the country letters
     dark = rng.random() < LIGHT_ON_DARK
     band = band and not dark
-    # the region number a French plate ends with
-    right_band = country in ("fr", "fr_siv") and band and rng.random() < 0.85
+    right_band = country == "fr" and band and rng.random() < 0.85  # the region number a French plate ends with
     margin_x, margin_y = ch * rng.uniform(0.2, 0.5), ch * rng.uniform(0.15, 0.35)
     line_gap = ch * rng.uniform(0.15, 0.35) if len(lines) > 1 else 0.0  # drawn only then: one-line plates as before
     band_w = ch * 0.55 if band else 0.0

@@ -37,7 +37,6 @@ def _data(tmp_path: Path, countries: dict[str, str], licence: str = "MIT") -> Pa
             rows.append({"file": name, "char": c, "country": country, "source": "test", "licence": licence})
     (tmp_path / "real-read" / "glyphs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     glyph_plates.tiles.cache_clear()
-    glyph_plates.siv_tiles.cache_clear()
     return tmp_path
 
 
@@ -157,74 +156,3 @@ def test_two_line_composites_sit_in_the_box_at_their_own_shape(tmp_path):
     # share 0: one line in the box as given (the behaviour before two-line plates)
     img, text, two, quad = real_data.composite_glyphs(scene.copy(), wide, np.random.default_rng(3), data, (), 0.0)
     assert text and not two and np.array_equal(quad, wide)
-
-
-def _siv_crop(text: str, groups: tuple[int, ...] = (2, 3, 2)) -> np.ndarray:
-    """A grey crop round a drawn one-line plate with French SIV's parts: the blue bands (dark in grey) at
-    both ends, the characters in groups with dashes between them, on a darker car body."""
-    plate = np.full((110, 520), 235, np.uint8)
-    plate[:, :40] = plate[:, -40:] = 60
-    x, k = 70, 0
-    for n, size in enumerate(groups):
-        if n:
-            cv2.rectangle(plate, (x - 4, 52), (x + 14, 60), 20, -1)  # the dash
-            x += 34
-        for c in text[k:k + size]:
-            cv2.putText(plate, c, (x, 88), cv2.FONT_HERSHEY_SIMPLEX, 2.4, 20, 9)
-            x += 50
-        k += size
-    crop = np.full((170, 620), 90, np.uint8)
-    crop[30:140, 50:570] = plate
-    return crop
-
-
-@pytest.fixture(scope="module")
-def refiner():
-    from agent.recognise.outline import OutlineRefiner
-    from agent.recognise.runtime import Model
-
-    return OutlineRefiner(Model(ROOT / "models" / "outline.tflite"))
-
-
-def test_siv_characters_are_cut_one_tile_each_and_only_from_the_siv_layout(refiner):
-    tiles = glyph_plates.cut_characters(_siv_crop("FM264CL"), refiner)
-    assert tiles is not None and len(tiles) == 7
-    for t in tiles:
-        assert t.dtype == np.float32 and t.min() >= 0.0 and t.max() <= 1.0
-        assert t.shape[0] > 40 and t.mean() > 0.15  # a character's height, ink in it
-        assert (t[0] < 0.3).mean() > 0.5 and (t[:, 0] < 0.3).mean() > 0.5  # light round the character
-    wide, narrow = tiles[1], tiles[2]  # M is wider than 2
-    assert wide.shape[1] > narrow.shape[1]
-    assert glyph_plates.cut_characters(_siv_crop("FM264C", (2, 3, 1)), refiner) is None  # six characters
-    assert glyph_plates.cut_characters(_siv_crop("FMX64CL", (3, 2, 2)), refiner) is None  # not AB-123-CD
-
-
-def test_siv_tiles_come_from_french_train_crops_only(tmp_path):
-    """Never from the held-out tenth or the dev split (the crops that measure the reader), nor from
-    texts not in the SIV layout; the tiles join the others as their own country, "fr_siv"."""
-    from sim.evaluate_real import held_out
-
-    data = _data(tmp_path, {"gb": "ABCDEFGHJKLMNOPRSTUVWXYZ0123456789"})
-    crops = data / "real-read" / "crops"
-    crops.mkdir()
-
-    def item(text: str, split: str) -> dict:
-        return {"file": f"crops/{text}.png", "text": text, "lines": 1, "country": "fr", "source": "test",
-                "licence": "MIT", "split": split}
-
-    texts = (f"AB{n:03d}CD" for n in range(1000))
-    kept = next(t for t in texts if not held_out(item(t, "train")))
-    held = next(t for t in texts if held_out(item(t, "train")))
-    dev = next(texts)
-    rows = [item(kept, "train"), item(held, "train"), item(dev, "dev"), item("1234AB56", "train")]
-    for r in rows:
-        groups = (2, 3, 2) if len(r["text"]) == 7 else (4, 2, 2)
-        cv2.imwrite(str(data / "real-read" / r["file"]), _siv_crop(r["text"], groups))
-    (data / "real-read" / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    siv = glyph_plates.siv_tiles(data, ())
-    assert sum(len(v) for v in siv.values()) == 7 and set(siv) == set(kept)
-    assert glyph_plates.tiles(data, ())["fr_siv"] == siv
-    rng = np.random.default_rng(3)
-    texts_made = {m[1] for m in (glyph_plate(rng, data, ()) for _ in range(200)) if m is not None}
-    siv_made = [t for t in texts_made if re.match(r"^[A-Z]{2}[0-9]{3}[A-Z]{2}$", t)]
-    assert siv_made and all(set(t) <= set(kept) for t in siv_made)
