@@ -24,10 +24,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from agent.recognise.detector import _iou, overlap
+from agent.recognise.image_file import read_image
 from agent.recognise.recogniser import Recogniser
 
 DETECT_IOU = 0.5
@@ -185,7 +185,7 @@ def evaluate_real(path: Path, rec: Recogniser, min_confidence: float, split: str
     by_width: dict[str, Counter] = defaultdict(Counter)  # scene plates: labelled and found, per width band
     unreadable = 0
     for it in items:
-        img = cv2.imread(str(it.file), cv2.IMREAD_COLOR)
+        img, _ = read_image(it.file)
         if img is None:
             unreadable += 1
             continue

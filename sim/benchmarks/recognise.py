@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agent.recognise.image_file import read_image
 from agent.recognise.recogniser import Recogniser, StageTimes
 
 
@@ -51,7 +52,7 @@ def bench_images(models_dir: Path | None, files: list[Path], magnify: bool = Tru
     once after a warm-up on the first few. Unreadable files are counted, not timed."""
     cv2.setNumThreads(1)
     rec = Recogniser(models_dir, threads=1, magnify=magnify)
-    imgs = [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
+    imgs = [im for im, _ in map(read_image, files) if im is not None]  # as `recognise` reads them
     if not imgs:
         raise ValueError("no readable images")
     sizes = np.array([im.shape[1] * im.shape[0] for im in imgs])
