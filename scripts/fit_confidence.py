@@ -49,13 +49,15 @@ def _plate_record(group: str, r, right: bool) -> dict:
 
 
 def collect(labels: Path, rec) -> list[dict]:
-    import cv2
-
+    from agent.recognise.image_file import read_image
     from sim.evaluate import load_labels, overlap
 
     out = []
     for it in load_labels(labels):
-        for r in rec.recognise(cv2.imread(str(it.file), cv2.IMREAD_UNCHANGED)):
+        img, _ = read_image(it.file)  # as `anpr-edge eval` reads them
+        if img is None:
+            continue
+        for r in rec.recognise(img):
             if not r.complete:
                 continue
             near = [p for p in it.plates if overlap(p["bbox"], r.bbox) > 0.3]
@@ -69,16 +71,16 @@ def collect_real(data: Path, rec, scenes: int, licences: tuple[str, ...]) -> lis
     """Real reads: the held-out crops read as the plate's outline and their scenes read end to end
     (right or wrong by their text; a scene's reads of no labelled plate are junk), and reads in
     real-detect train scenes that overlap no labelled plate (junk)."""
-    import cv2
     from real_data import detect_items, read_items
 
     from agent.recognise.detector import Detection
+    from agent.recognise.image_file import read_image
     from sim.evaluate import overlap
 
     out = []
     held = read_items(data, licences, calibration=True)
     for r in held:
-        img = cv2.imread(str(data / "real-read" / r["file"]), cv2.IMREAD_COLOR)
+        img = read_image(data / "real-read" / r["file"])[0]
         if img is None:
             continue
         d, reading, two, res = rec.read_plate(img, Detection.whole(img))
@@ -91,7 +93,7 @@ def collect_real(data: Path, rec, scenes: int, licences: tuple[str, ...]) -> lis
         if not r.get("scene") or r["scene"] in seen:
             continue
         seen.add(r["scene"])
-        img = cv2.imread(str(data / "real-read" / r["scene"]), cv2.IMREAD_COLOR)
+        img = read_image(data / "real-read" / r["scene"])[0]
         if img is None:
             continue
         box = [float(v) for v in r["bbox_in_scene"]]
@@ -100,7 +102,7 @@ def collect_real(data: Path, rec, scenes: int, licences: tuple[str, ...]) -> lis
                 on_plate = overlap(box, rd.bbox) >= 0.3
                 out.append(_plate_record("real" if on_plate else "junk", rd, on_plate and rd.vrm == r["text"]))
     for r in detect_items(data, licences)[:scenes]:
-        img = cv2.imread(str(data / "real-detect" / r["file"]), cv2.IMREAD_COLOR)
+        img = read_image(data / "real-detect" / r["file"])[0]
         if img is None:
             continue
         for rd in rec.recognise(img):

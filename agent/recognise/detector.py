@@ -241,7 +241,8 @@ class PlateDetector:
 
     def refine_all(self, grey: np.ndarray, dets: list[Detection]) -> list[Detection]:
         """`refine` for each of `dets`, four to a detector run (`_closer_looks`); a finder's region only
-        where the closer look agrees with it (`finder_agree`). None in a photo the magnifier takes."""
+        where the closer look agrees with it (`finder_agree`). No closer look in a photo the magnifier
+        takes: its regions come back as they are."""
         # Since session 27 a magnified photo's regions get no closer look. They are the finder's, at twice
         # the letterbox's scale, and the simulator-trained detector's closer look replaces a finder outline
         # only where the two agree (`finder_agree`): there it changed little. Without it, in the same runs:
