@@ -12,6 +12,8 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then 
 if ! command -v systemd-analyze >/dev/null 2>&1; then need_apt+=(systemd); fi
 if ! command -v shellcheck >/dev/null 2>&1; then need_apt+=(shellcheck); fi
 if ! command -v chromium >/dev/null 2>&1; then need_apt+=(chromium); fi
+# the typefaces training plates are set in (scripts/typeface_glyphs.py) and its tests
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]; then need_apt+=(fonts-dejavu-core); fi
 # the central side's PostgreSQL tests start a throw-away server from these binaries
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)

@@ -86,6 +86,22 @@ def _text(rng: np.random.Generator, country: str, have: dict[str, list[Path]]) -
     return None
 
 
+def _typeface_picker(rng: np.random.Generator, font_dir: Path | None):
+    """Ink of each character in one typeface, weight and width for a whole plate (a real plate's
+    characters share them), and the small spread of width left between its characters."""
+    from typeface_glyphs import FONT_DIR, ink, typefaces, weights
+
+    faces = typefaces(font_dir or FONT_DIR)
+    face = faces[int(rng.integers(len(faces)))]
+    weight = int(rng.choice(weights(face)))
+    width = rng.uniform(0.6, 1.05)  # plate typefaces are mostly narrower than text ones
+
+    def pick(c: str) -> np.ndarray:
+        return ink(face, c, weight)
+
+    return pick, (0.97 * width, 1.03 * width)
+
+
 def _band_blue(rng: np.random.Generator) -> np.ndarray:
     """The blue of an EU side band, a little different on each plate."""
     return np.clip(np.array((150, 50, 10), np.float32) + rng.normal(0, 15, 3), 0, 255)
@@ -104,24 +120,38 @@ def _lines(rng: np.random.Generator, groups: list[str], two_line: bool) -> list[
     return [groups[:k], groups[k:]]
 
 
-def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...], two_line: bool = False
-                ) -> tuple[np.ndarray, str] | None:
+def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...], two_line: bool = False,
+                typeface_share: float = 0.0, font_dir: Path | None = None) -> tuple[np.ndarray, str] | None:
     """A plate (BGR, characters 64 px high) set from real tiles, and its text (top line first); one line,
     or two where `two_line`; None when the licences leave no tiles. Two-line plates matter beyond the UK:
-    square Swiss, Belgian, Greek, Norwegian, Indian plates read top line then bottom line."""
-    by_country = tiles(data, licences)
-    names = [c for c in WEIGHTS if c in by_country]
-    if not names:
-        return None
-    w = np.array([WEIGHTS[c] for c in names])
-    for _ in range(20):
-        country = names[int(rng.choice(len(names), p=w / w.sum()))]
-        groups = _text(rng, country, by_country[country])
-        if groups is not None:
-            break
+    square Swiss, Belgian, Greek, Norwegian, Indian plates read top line then bottom line.
+    `typeface_share`: this share of the plates set instead in one installed typeface (`typeface_glyphs`)
+    at one weight and width, in a European country's layout and look."""
+    if typeface_share and rng.random() < typeface_share:
+        country = str(rng.choice(list(LAYOUTS)))
+        groups = _text(rng, country, {c: [] for c in L + D})
+        assert groups is not None  # every character is there
+        pick, jitter = _typeface_picker(rng, font_dir)
     else:
-        return None
-    have = by_country[country]
+        by_country = tiles(data, licences)
+        names = [c for c in WEIGHTS if c in by_country]
+        if not names:
+            return None
+        w = np.array([WEIGHTS[c] for c in names])
+        for _ in range(20):
+            country = names[int(rng.choice(len(names), p=w / w.sum()))]
+            found = _text(rng, country, by_country[country])
+            if found is not None:
+                groups = found
+                break
+        else:
+            return None
+        have = by_country[country]
+
+        def pick(c: str) -> np.ndarray | None:
+            return _tile(have[c][int(rng.integers(len(have[c])))])
+
+        jitter = (0.9, 1.1)
     ch = 64  # character height in px
     lines = []
     for line in _lines(rng, groups, two_line):
@@ -129,10 +159,10 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...],
         for g in line:
             row = []
             for c in g:
-                t = _tile(have[c][int(rng.integers(len(have[c])))])
+                t = pick(c)
                 if t is None:
                     return None
-                aspect = t.shape[1] / t.shape[0] * rng.uniform(0.9, 1.1)
+                aspect = t.shape[1] / t.shape[0] * rng.uniform(*jitter)
                 row.append(cv2.resize(t, (max(2, round(ch * aspect)), ch), interpolation=cv2.INTER_AREA))
             inks.append(row)
         lines.append(inks)

@@ -289,17 +289,19 @@ def loosen(q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def composite_glyphs(img: np.ndarray, quad: np.ndarray, rng: np.random.Generator, data: Path,
-                     licences: tuple[str, ...], two_share: float = 0.0):
+                     licences: tuple[str, ...], two_share: float = 0.0, typeface_share: float = 0.0,
+                     font_dir: Path | None = None):
     """A plate set from real character tiles (`glyph_plates`) composited at `quad` like `composite_uk`;
     (image, text or None, two-line, the plate's quad). `two_share` > 0: a two-line plate where the box
     is square, and this share of the others too, set in the middle of the box at its own shape (a
-    square plate stretched over a wide box would not look like one); 0: one line always (as before)."""
+    square plate stretched over a wide box would not look like one); 0: one line always (as before);
+    `typeface_share`, `font_dir`: this share set in an installed typeface (`glyph_plates.glyph_plate`)."""
     from glyph_plates import glyph_plate
 
     w = float(np.linalg.norm(quad[1] - quad[0]))
     h = float(np.linalg.norm(quad[3] - quad[0]))
     two = two_share > 0 and (w / max(h, 1e-6) < 2.6 or rng.random() < two_share)
-    made = glyph_plate(rng, data, licences, two_line=two)
+    made = glyph_plate(rng, data, licences, two_line=two, typeface_share=typeface_share, font_dir=font_dir)
     if made is None:
         return img, None, False, quad
     tex, text = made
@@ -353,7 +355,8 @@ def parse_country_weights(text: str) -> dict[str, float]:
 
 def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[str, ...],
                  loose: float = 0.0, glyphs: float = 0.0, countries: tuple[tuple[str, float], ...] = (),
-                 invert: float = 0.0, glyph_two: float = 0.0) -> dict[str, np.ndarray]:
+                 invert: float = 0.0, glyph_two: float = 0.0, typefaces: float = 0.0,
+                 font_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Real plates as the recogniser cuts them: a real crop (its own outline, or its outline in its
     scene where the data has the scene), or a rendered UK plate composited into a real scene, each cut
     with the run-time margins, an outline error and more light, blur and compression; `loose`: this
@@ -362,7 +365,8 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
     (country, weight) pairs weighing how often real crops are drawn (`crop_weights`); `invert`: this
     share turned negative (light characters on a dark plate: French black plates, UK black-and-silver
     ones; a reader that saw only dark characters reads them as nothing or as garbage); `glyph_two`: the
-    tile-set plates in square boxes, and this share of the others, set on two lines (`composite_glyphs`)."""
+    tile-set plates in square boxes, and this share of the others, set on two lines (`composite_glyphs`);
+    `typefaces`: this share of the tile-set plates set in an installed typeface from `font_dir` instead."""
     from train_reader import MAX_LABEL, _empty_chunk
 
     from agent.recognise.consensus import VIEWS
@@ -404,7 +408,7 @@ def reader_chunk(i: int, data: Path, seed: int, per_chunk: int, licences: tuple[
                 continue
             quad = bbox_quad(ok[int(rng.integers(len(ok)))]["bbox"])
             if glyphs and rng.random() < glyphs:
-                img, text, two, quad = composite_glyphs(img, quad, rng, data, licences, glyph_two)
+                img, text, two, quad = composite_glyphs(img, quad, rng, data, licences, glyph_two, typefaces, font_dir)
             else:
                 img, text, two = composite_uk(img, quad, rng)
             if text is None:

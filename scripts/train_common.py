@@ -280,6 +280,12 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--real-glyph-two", type=float, default=0.0,
                         help="set the tile-set plates on two lines in square boxes and in this share of the others "
                              "(square Swiss, Belgian, Greek, Norwegian, Indian plates; 0: one line always)")
+        ap.add_argument("--real-typefaces", type=float, default=0.0,
+                        help="share of the tile-set plates set instead in an installed sans typeface at a random "
+                             "weight and width (DejaVu, scripts/typeface_glyphs.py): letter shapes of typefaces "
+                             "no real tile has")
+        ap.add_argument("--typeface-dir", type=Path, default=None,
+                        help="folder with the DejaVu typefaces (default /usr/share/fonts/truetype/dejavu)")
         ap.add_argument("--real-countries", type=_country_weights, default={},
                         help="how often real crops of each country are drawn, e.g. br=0.4 (others 1): Brazilian "
                              "crops are half the real ones")

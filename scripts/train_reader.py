@@ -397,10 +397,21 @@ def training_crops(args, n_train: int, n_scene: int, n_found: int, log) -> dict[
                                                licences=licence_families(args), loose=args.real_loose,
                                                glyphs=args.real_glyphs,
                                                countries=tuple(sorted(args.real_countries.items())),
-                                               invert=args.real_invert, glyph_two=args.real_glyph_two),
+                                               invert=args.real_invert, glyph_two=args.real_glyph_two,
+                                               typefaces=args.real_typefaces, font_dir=args.typeface_dir),
                              log, args.workers)
         train = {k: np.concatenate([train[k], real[k]]) for k in train}
     return as_reader_sees(train)
+
+
+def typeface_sources(args) -> list[dict[str, str]]:
+    """The installed typefaces a run drew plates in, with their licence, for the model card; a clear
+    error before any work when they are asked for and absent."""
+    if not (args.real and args.real_count and args.real_glyphs and args.real_typefaces):
+        return []
+    from typeface_glyphs import FONT_DIR, LICENCE, typefaces
+
+    return [{"typeface": f.name, "licence": LICENCE} for f in typefaces(args.typeface_dir or FONT_DIR)]
 
 
 def as_reader_sees(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -419,6 +430,10 @@ def main() -> None:
     log = setup_logging(args.work, "train_reader")
     t_start = time.time()
     log.info("reader training: %s", vars(args))
+    try:
+        log.info("typefaces: %s", [t["typeface"] for t in typeface_sources(args)] or "none")
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
     last = min(args.epochs, args.stop_after or args.epochs)
     # A run that finished its epochs (here, or under another Keras backend on a lent GPU machine) only
     # exports: its training crops are not made again.
@@ -497,6 +512,7 @@ def main() -> None:
             "init_shipped": bool(args.init_shipped), "real_count": args.real_count if args.real else 0,
             "real_loose": args.real_loose, "real_glyphs": args.real_glyphs, "real_countries": args.real_countries,
             "real_invert": args.real_invert, "real_glyph_two": args.real_glyph_two,
+            "real_typefaces": args.real_typefaces, "typefaces": typeface_sources(args),
             "licences": args.licences or "all", "real_sources": real_sources(args)}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
     log.info("done: %s", meta)
