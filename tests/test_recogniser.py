@@ -370,6 +370,33 @@ def test_recognise_cli_shows_only_published_reads_by_default(tmp_path, small_set
     assert any(r["published"] for x in b for r in x["reads"])
 
 
+def test_recognise_cli_shows_likely_reads_under_the_threshold_marked_not_published(small_set):
+    """Between --show-from (default 0.8) and the threshold a read is shown marked published false;
+    under it only --all shows it; --show-from 1 shows only what the unit would publish."""
+    from agent.cli import SHOW_FROM
+
+    files = sorted(small_set.glob("*.jpg"))[:6]
+
+    def run(*args: str) -> list[dict]:
+        res = CliRunner().invoke(app, ["recognise", *map(str, files), "--json", "--min-confidence", "0.999", *args])
+        assert res.exit_code == 0, res.output
+        return [json.loads(x) for x in res.output.splitlines() if x.startswith("{")]
+
+    every, default, published = run("--all"), run(), run("--show-from", "1")
+    likely = 0
+    for x, y, z in zip(every, default, published, strict=True):
+        assert [r["vrm"] for r in y["reads"]] == [r["vrm"] for r in x["reads"] if r["confidence"] >= SHOW_FROM]
+        assert [r["vrm"] for r in z["reads"]] == [r["vrm"] for r in x["reads"] if r["confidence"] >= 0.999]
+        for r in y["reads"]:
+            assert r["published"] == (r["confidence"] >= 0.999)
+            likely += not r["published"]
+        assert y["hidden"] == len(x["reads"]) - len(y["reads"]) and x["hidden"] == 0
+        assert y["unpublished"] == x["unpublished"] == sum(r["confidence"] < 0.999 for r in x["reads"])
+    assert likely > 0  # the simulated plates read at 0.8-0.999: shown, marked not published
+    f = next(x["file"] for x in default if any(not r["published"] for r in x["reads"]))
+    assert "not published" in CliRunner().invoke(app, ["recognise", f, "--min-confidence", "0.999"]).output
+
+
 def test_recognise_cli_fails_when_every_input_failed_and_runs_from_anywhere(tmp_path, monkeypatch):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
