@@ -284,4 +284,4 @@ def test_recognise_cli_reads_plate_crops_as_one_plate_each(tmp_path):
     tiny = tmp_path / "tiny.png"
     cv2.imwrite(str(tiny), np.full((10, 30, 3), 200, np.uint8))
     bad = CliRunner().invoke(app, ["recognise", "--crop", str(tiny)])
-    assert bad.exit_code == 1 and "not an image" in bad.output
+    assert bad.exit_code == 1 and "image too small: 30x10 px" in bad.output

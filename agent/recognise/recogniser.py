@@ -346,9 +346,15 @@ class Recogniser:
         return [] if r is None else [_plate_read(d, r, two, res)]
 
 
+MIN_IMAGE_PX = 16
+
+
 def _check_image(img: np.ndarray) -> None:
-    if img is None or img.ndim not in (2, 3) or img.shape[0] < 16 or img.shape[1] < 16:
+    if img is None or getattr(img, "ndim", None) not in (2, 3):
         raise ValueError(f"not an image: shape {getattr(img, 'shape', None)}")
+    if img.shape[0] < MIN_IMAGE_PX or img.shape[1] < MIN_IMAGE_PX:
+        raise ValueError(f"image too small: {img.shape[1]}x{img.shape[0]} px (at least "
+                         f"{MIN_IMAGE_PX}x{MIN_IMAGE_PX})")
 
 
 def _plate_read(d: Detection, r: Reading, two: bool, res: Consensus) -> PlateRead:
