@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# two workers (pytest-xdist): the suite is single-threaded work, and CI has two cores; `-n 0` runs it in one
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 "$@"
