@@ -427,6 +427,11 @@ def main() -> None:
 
     if args.hard_weight != 1 and not (args.init_from or args.init_shipped):
         raise SystemExit("--hard-weight needs --init-from: it weights the crops the starting reader reads worst")
+    if args.real_typefaces and not (args.real and args.real_count and args.real_glyphs):
+        raise SystemExit("--real-typefaces sets a share of the tile-set plates: it needs --real, --real-count and "
+                         "--real-glyphs")
+    if not 0 <= args.real_typefaces <= 1:
+        raise SystemExit(f"--real-typefaces is a share from 0 to 1, not {args.real_typefaces}")
     log = setup_logging(args.work, "train_reader")
     t_start = time.time()
     log.info("reader training: %s", vars(args))

@@ -101,3 +101,17 @@ def test_the_share_sets_that_many_plates_in_a_typeface(tmp_path, faces, monkeypa
     made = [glyph_plate(rng, tmp_path, (), typeface_share=0.3) for _ in range(400)]
     assert sum(m is not None for m in made) == len(calls)  # no tiles: only typeface plates are made
     assert 0.24 * 400 <= len(calls) <= 0.36 * 400
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--real-typefaces", "0.3"], "needs --real, --real-count and --real-glyphs"),
+    (["--real", "data", "--real-count", "10", "--real-glyphs", "0.5", "--real-typefaces", "1.5"],
+     "a share from 0 to 1"),
+])
+def test_train_reader_refuses_a_typeface_share_it_cannot_use(tmp_path, monkeypatch, argv, message):
+    import train_reader
+
+    monkeypatch.setattr(sys, "argv", ["train_reader.py", "--work", str(tmp_path / "w"), *argv])
+    with pytest.raises(SystemExit, match=message):
+        train_reader.main()
+    assert not (tmp_path / "w").exists()  # refused before any work
