@@ -115,3 +115,19 @@ def test_train_reader_refuses_a_typeface_share_it_cannot_use(tmp_path, monkeypat
     with pytest.raises(SystemExit, match=message):
         train_reader.main()
     assert not (tmp_path / "w").exists()  # refused before any work
+
+
+def test_typeface_probe_reads_plates_in_a_typeface_no_training_run_uses(faces):
+    """scripts/typeface_probe.py: every letter in every weight and width of a held-out typeface, read by
+    the shipped reader; a plate drawn wrong (blank, cut, inverted) would read as nothing."""
+    import typeface_probe
+
+    from agent.recognise.runtime import Model
+
+    assert not set(typeface_probe.HELD_OUT) & set(typeface_glyphs.FONT_FILES)
+    face = typeface_glyphs.FONT_DIR / typeface_probe.HELD_OUT[0]
+    p = typeface_probe.plate("FM264CL", face, 0, 0.8)
+    assert p.dtype == np.uint8 and p.shape[0] == typeface_probe.CH + 30 and p.shape[1] > 4 * p.shape[0]
+    out = typeface_probe.probe(Model(ROOT / "models" / "reader.tflite"), [face])
+    assert out["plates"] == 26 * len(weights(face)) * len(typeface_probe.WIDTHS)
+    assert 0.5 <= out["exact"] <= 1.0 and out["right"] == round(out["exact"] * out["plates"])
