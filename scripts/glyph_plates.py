@@ -129,8 +129,10 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...],
     at one weight and width, in a European country's layout and look."""
     if typeface_share and rng.random() < typeface_share:
         country = str(rng.choice(list(LAYOUTS)))
-        groups = _text(rng, country, {c: [] for c in L + D})
-        assert groups is not None  # every character is there
+        typeset = _text(rng, country, {c: [] for c in L + D})  # a typeface has every character
+        if typeset is None:
+            return None
+        groups = typeset
         pick, jitter = _typeface_picker(rng, font_dir)
     else:
         by_country = tiles(data, licences)

@@ -283,7 +283,8 @@ def parse_args(doc: str, name: str, seed: int, train_count: int, val_count: int,
         ap.add_argument("--real-typefaces", type=float, default=0.0,
                         help="share of the tile-set plates set instead in an installed sans typeface at a random "
                              "weight and width (DejaVu, scripts/typeface_glyphs.py): letter shapes of typefaces "
-                             "no real tile has")
+                             "no real tile has; their licence (Bitstream Vera's, permissive) goes into the model "
+                             "card, and --licences does not filter them")
         ap.add_argument("--typeface-dir", type=Path, default=None,
                         help="folder with the DejaVu typefaces (default /usr/share/fonts/truetype/dejavu)")
         ap.add_argument("--real-countries", type=_country_weights, default={},
