@@ -190,6 +190,7 @@ def recognise(
     except RecogniserError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    floor = min(thr, show_from)  # reads shown from here; published from thr
     failures = 0
     for f in files:
         t0 = time.perf_counter()
@@ -205,17 +206,16 @@ def recognise(
             typer.echo(json.dumps({"file": str(f), "error": str(e)}) if json_out else f"{f}: error: {e}")
             continue
         ms = (time.perf_counter() - t0) * 1000
-        floor = min(thr, show_from)
         shown = [r for r in reads if all_reads or r.confidence >= floor]
+        hidden = len(reads) - len(shown)
         if json_out:
             typer.echo(json.dumps({"file": str(f), "reads": [{**r.to_json(), "published": r.confidence >= thr}
                                                              for r in shown],
                                    "unpublished": len(reads) - sum(r.confidence >= thr for r in reads),
-                                   "hidden": len(reads) - len(shown), "ms": round(ms, 1)}))
+                                   "hidden": hidden, "ms": round(ms, 1)}))
         else:
             text = ", ".join(f"{r.vrm} ({r.format}, {r.confidence:.2f}"
                              + ("" if r.confidence >= thr else ", not published") + ")" for r in shown)
-            hidden = len(reads) - len(shown)
             text = text or "no plate read" + (f" at >= {floor}" if hidden else "")
             more = f" (+{hidden} under {floor}: --all shows them)" if hidden and not all_reads else ""
             typer.echo(f"{f}: {text}{more}  [{ms:.0f} ms]")

@@ -129,10 +129,9 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...],
     at one weight and width, in a European country's layout and look."""
     if typeface_share and rng.random() < typeface_share:
         country = str(rng.choice(list(LAYOUTS)))
-        typeset = _text(rng, country, {c: [] for c in L + D})  # a typeface has every character
-        if typeset is None:
+        groups = _text(rng, country, {c: [] for c in L + D})  # a typeface has every character
+        if groups is None:
             return None
-        groups = typeset
         pick, jitter = _typeface_picker(rng, font_dir)
     else:
         by_country = tiles(data, licences)
@@ -142,9 +141,8 @@ def glyph_plate(rng: np.random.Generator, data: Path, licences: tuple[str, ...],
         w = np.array([WEIGHTS[c] for c in names])
         for _ in range(20):
             country = names[int(rng.choice(len(names), p=w / w.sum()))]
-            found = _text(rng, country, by_country[country])
-            if found is not None:
-                groups = found
+            groups = _text(rng, country, by_country[country])
+            if groups is not None:
                 break
         else:
             return None

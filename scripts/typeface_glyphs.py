@@ -42,14 +42,22 @@ def typefaces(font_dir: Path = FONT_DIR) -> tuple[Path, ...]:
 
 
 @cache
+def _face(font: Path):
+    """The typeface loaded once at the size the ink is drawn at."""
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(font), size=round(CAP * 1.4))
+
+
+@cache
 def ink(font: Path, char: str, weight: int = 0) -> np.ndarray:
     """Ink coverage 0-1 (float32) of one character, cut to its width and to the cap height (with what
     reaches below it, Q's tail), stroke thickened (`weight` > 0) or thinned by `weight` px at CAP."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     if len(char) != 1:
         raise ValueError(f"one character at a time, not {char!r}")
-    face = ImageFont.truetype(str(font), size=round(CAP * 1.4))
+    face = _face(font)
     _, top, _, base = face.getbbox("H")
     left, ctop, right, cbot = face.getbbox(char)
     pad = abs(weight) + 2
