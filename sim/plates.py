@@ -58,6 +58,12 @@ FOREIGN_PATTERNS: list[tuple[str, str]] = [
     ("IRL", "DDD-L-DDDDD"),
     ("B", "D-LLL-DDD"),
 ]
+# Letters a country's series leave out (France's SIV: I, O, U; Italy: I, O, Q, U), as the recogniser's
+# decoding expects (`agent.recognise.layouts.UNISSUED`).
+FOREIGN_LETTERS: dict[str, str] = {
+    "F": "".join(c for c in LETTERS if c not in "IOU"),
+    "I": "".join(c for c in LETTERS if c not in "IOQU"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +130,9 @@ def _try_parse(vrm: str, today: _dt.date | None) -> ParsedPlate | None:
 def generate_foreign(rng: np.random.Generator, today: _dt.date | None = None) -> PlateText:
     while True:
         country, pattern = FOREIGN_PATTERNS[int(rng.integers(len(FOREIGN_PATTERNS)))]
+        letters = FOREIGN_LETTERS.get(country, LETTERS)
         shown = "".join(
-            _pick(rng, LETTERS) if c == "L" else _pick(rng, DIGITS) if c == "D" else c for c in pattern
+            _pick(rng, letters) if c == "L" else _pick(rng, DIGITS) if c == "D" else c for c in pattern
         )
         vrm = normalise(shown)
         if not is_valid(vrm, today):

@@ -102,6 +102,39 @@ def test_a_dissenter_that_the_other_views_also_support_wins():
     assert c.reading is not None and c.reading.vrm == "AB12CDE"
 
 
+def test_a_letter_a_layout_never_carries_takes_the_issued_letter_the_views_favour():
+    # FR-452-RD read as FR452RU: France and Italy issue no U. Views that left D a little chance decide,
+    # a view that left it none does not keep the U; the D's confidence is the U's times D's share.
+    sure_u = probs_for("FR452RU")
+    leaning = probs_for("FR452RU", alt={6: ("D", 0.02)})
+    c = read_views([sure_u, leaning, leaning])
+    assert c.reading is not None and c.reading.vrm == "FR452RD" and c.reading.format == "foreign"
+    assert c.agreement == 1.0 and c.reading.confidence < 0.96 * 0.8
+    # two unissued letters, each replaced by its own favourite (Q for O: the reader's usual confusion)
+    c = read_views([probs_for("BO360YO", alt={1: ("Q", 0.03), 6: ("D", 0.03)})] * 2)
+    assert c.reading is not None and c.reading.vrm == "BQ360YD"
+
+
+@pytest.mark.parametrize("text", ["FR452RU", "AC724OH", "OU123IO"])
+def test_an_unissued_letter_stays_when_no_issued_letter_stands_out(text):
+    # every other letter equally unlikely (or none given any chance): nothing to choose, the read stands
+    flat = probs_for(text)
+    none = probs_for(text)
+    none[:, :26 + 10] = np.where(none[:, :36] < 0.5, 0.0, none[:, :36])
+    for p in (flat, none):
+        c = read_views([p])
+        assert c.reading is not None and c.reading.vrm == text
+
+
+@pytest.mark.parametrize("text", ["AB12CDE", "AB123CD", "KI361DH", "1020HG90", "UO1234"])
+def test_reads_of_other_layouts_and_issued_letters_are_left_alone(text):
+    # a UK mark, a SIV mark with issued letters, I (Austrian district codes), the old French series,
+    # a shape no rule covers: unchanged whatever second choices the reader had
+    alts = {i: ("Q", 0.03) for i in range(len(text))}
+    c = read_views([probs_for(text, alt=alts)])
+    assert c.reading is not None and c.reading.vrm == text
+
+
 def test_covered_characters_seen_by_most_views_make_the_read_incomplete():
     clean = probs_for("SX73MMJ")
     covered = probs_for("SX73MMJ")

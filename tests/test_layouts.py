@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.recognise.layouts import LAYOUTS, countries, national_layout
+from agent.recognise.layouts import LAYOUTS, countries, national_layout, unissued_positions
 
 
 @pytest.mark.parametrize(("text", "country"), [
@@ -31,3 +31,9 @@ def test_every_pattern_is_anchored_and_compiles():
 @given(st.text("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. a", max_size=14))
 def test_any_text_gives_an_answer(text):
     assert national_layout(text) == bool(countries(text))
+
+
+@pytest.mark.parametrize(("text", "positions"), [
+    ("FR452RU", (6,)), ("BO360YO", (1, 6)), ("AB123CD", ()), ("KI361DH", ()), ("OU12345", ()), ("1020HO90", ())])
+def test_unissued_letters_are_found_only_in_the_layouts_that_leave_them_out(text, positions):
+    assert unissued_positions(text) == positions

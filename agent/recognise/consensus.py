@@ -12,16 +12,23 @@ read something else, so a text only one crop saw rarely beats one the other crop
 many views read exactly the winning text (`agreement`) is a strong sign that the read is right, and
 how sure any view was that characters were covered (`hidden`) a sign that it may be a partial read;
 both go into the calibrated confidence.
+
+A non-UK read in a layout whose issuing countries never use some letters (`layouts.UNISSUED`: O and U in a
+French or Italian LL 999 LL mark) gets, in their place, the issued letter the views that read as many
+characters gave most probability to, however sure they were: the reader reads those plates' Q and D as O
+and V and D as U, and no confidence makes an unissued letter right (`issued_letters`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
 from agent.plates import ALPHABET, UK_FORMATS
-from agent.recognise.decode import Reading, decode
+from agent.recognise.decode import Reading, character_distributions, decode
+from agent.recognise.layouts import unissued_letters, unissued_positions
 from agent.recognise.preprocess import BLANK, HIDDEN
 
 
@@ -158,4 +165,34 @@ def read_views(probs: list[np.ndarray], readings: list[Reading | None] | None = 
         scores = ctc_log_likelihoods(stack, [list(lab) for lab in options]).sum(axis=1)
         best_labels = options[int(np.argmax(scores))]
     same = [r for r, lab in read if lab == best_labels]
-    return Consensus(max(same, key=lambda r: r.confidence), len(same) / len(probs), hidden)
+    best = issued_letters(max(same, key=lambda r: r.confidence), probs, readings)
+    return Consensus(best, len(same) / len(probs), hidden)
+
+
+@cache
+def _issued_mask(unissued: frozenset[str]) -> np.ndarray:
+    return np.array([c.isalpha() and c not in unissued for c in ALPHABET], bool)
+
+
+def issued_letters(r: Reading, probs: list[np.ndarray], readings: list[Reading | None]) -> Reading:
+    """`r` with each letter its layout never carries replaced (see the module docstring): by the issued
+    letter with the most probability there, summed over the views that read as many characters, its
+    confidence the read letter's times that letter's share of the issued letters' probability. A letter
+    for which no issued letter had more probability than every other stays as read."""
+    bad = unissued_positions(r.vrm) if r.complete and r.format not in UK_FORMATS else ()
+    if not bad:
+        return r
+    mask = _issued_mask(unissued_letters(r.vrm))
+    dists = [d for p, v in zip(probs, readings, strict=True) if v is not None and v.complete
+             for d in [character_distributions(p)] if len(d) == len(r.vrm)]
+    chars, conf = list(r.vrm), list(r.char_confidences)
+    for k in bad:
+        total = np.sum([d[k] for d in dists], axis=0) if dists else np.zeros(len(ALPHABET))
+        issued = np.sort(total[mask])
+        if issued[-1] <= issued[-2]:  # none given a chance, or no one letter more than another
+            continue
+        j = int(np.where(mask, total, -1.0).argmax())
+        share = float(issued.sum())
+        chars[k] = ALPHABET[j]
+        conf[k] = conf[k] * float(total[j]) / share
+    return replace(r, vrm="".join(chars), confidence=min(conf), char_confidences=tuple(conf))

@@ -64,6 +64,12 @@ def _segments(probs: np.ndarray) -> tuple[list[np.ndarray], float]:
     return segs, hidden
 
 
+def character_distributions(probs: np.ndarray) -> list[np.ndarray]:
+    """Per greedily read character, its probabilities over ALPHABET (summing to how sure the reader was
+    that a character stands there); hidden-character runs left out."""
+    return _segments(np.asarray(probs, np.float32))[0]
+
+
 def decode(probs: np.ndarray, min_chars: int = 2) -> Reading | None:
     """Decode one plate's (T, classes) probabilities; None when nothing was read."""
     segs, hidden = _segments(np.asarray(probs, np.float32))

@@ -67,6 +67,32 @@ def _any_layout() -> re.Pattern[str]:
     return re.compile("(?:" + "|".join(f"(?:{p})" for p in unique) + r")\Z")
 
 
+# Letters a layout's plates never carry in its letter positions, where the countries that issue nearly all
+# plates of that shape a UK unit sees leave them out. LL 999 LL: France's SIV series skip I, O and U,
+# Italy's I, O, Q and U. The reader reads their Q and D as O and V and D as U (a French plate's Q had 0.01-0.03
+# left for Q beside 0.95 for O), and a confident O or U there is a misread, so the decoder puts the likeliest
+# issued letter in its place (`decode`). I is left out of the rule: Austrian district codes (KI) and Slovak
+# series (AI) carry it in the same shape. The cost: an Argentine Mercosur plate (the same shape, O and U
+# issued) with O or U reads wrong, as would an Austrian district code with them (VO, GU).
+UNISSUED: tuple[tuple[str, str], ...] = ((r"[A-Z]{2}\d{3}[A-Z]{2}", "OU"),)
+
+
+@cache
+def _unissued() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
+    return tuple((re.compile(rf"(?:{p})\Z"), frozenset(letters)) for p, letters in UNISSUED)
+
+
+def unissued_letters(text: str) -> frozenset[str]:
+    """The letters `text`'s layout never carries (`UNISSUED`); empty when no rule covers its shape."""
+    return next((letters for p, letters in _unissued() if p.match(text)), frozenset())
+
+
+def unissued_positions(text: str) -> tuple[int, ...]:
+    """Where `text` holds a letter its layout never carries (see `UNISSUED`)."""
+    letters = unissued_letters(text)
+    return tuple(i for i, c in enumerate(text) if c in letters)
+
+
 def countries(text: str) -> tuple[str, ...]:
     """The countries whose layout `text` fits (empty: none)."""
     return tuple(dict.fromkeys(c for c, p in _compiled() if p.match(text)))
