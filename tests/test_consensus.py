@@ -126,10 +126,10 @@ def test_an_unissued_letter_stays_when_no_issued_letter_stands_out(text):
         assert c.reading is not None and c.reading.vrm == text
 
 
-@pytest.mark.parametrize("text", ["AB12CDE", "AB123CD", "KI361DH", "1020HG90", "UO1234"])
+@pytest.mark.parametrize("text", ["AB12CDE", "AB123CD", "KI361DH", "1020HG90", "UO1234", "12OU3"])
 def test_reads_of_other_layouts_and_issued_letters_are_left_alone(text):
-    # a UK mark, a SIV mark with issued letters, I (Austrian district codes), the old French series,
-    # a shape no rule covers: unchanged whatever second choices the reader had
+    # a UK mark, a SIV mark with issued letters, I (Austrian district codes), an FNI mark with issued
+    # letters, shapes no rule covers: unchanged whatever second choices the reader had
     alts = {i: ("Q", 0.03) for i in range(len(text))}
     c = read_views([probs_for(text, alt=alts)])
     assert c.reading is not None and c.reading.vrm == text

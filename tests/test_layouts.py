@@ -34,6 +34,7 @@ def test_any_text_gives_an_answer(text):
 
 
 @pytest.mark.parametrize(("text", "positions"), [
-    ("FR452RU", (6,)), ("BO360YO", (1, 6)), ("AB123CD", ()), ("KI361DH", ()), ("OU12345", ()), ("1020HO90", ())])
+    ("FR452RU", (6,)), ("BO360YO", (1, 6)), ("AB123CD", ()), ("KI361DH", ()), ("OU12345", ()),
+    ("5122WO06", (5,)), ("1020HG90", ()), ("12OU3", ())])
 def test_unissued_letters_are_found_only_in_the_layouts_that_leave_them_out(text, positions):
     assert unissued_positions(text) == positions

@@ -14,9 +14,10 @@ how sure any view was that characters were covered (`hidden`) a sign that it may
 both go into the calibrated confidence.
 
 A non-UK read in a layout whose issuing countries never use some letters (`layouts.UNISSUED`: O and U in a
-French or Italian LL 999 LL mark) gets, in their place, the issued letter the views that read as many
-characters gave most probability to, however sure they were: the reader reads those plates' Q and D as O
-and V and D as U, and no confidence makes an unissued letter right (`issued_letters`).
+French or Italian LL 999 LL mark, or an older French 9999 LLL 99 one) gets, in their place, the issued
+letter the views that read as many characters gave most probability to, however sure they were: the
+reader reads those plates' Q and D as O and V and D as U, and no confidence makes an unissued letter
+right (`issued_letters`).
 """
 
 from __future__ import annotations

@@ -69,12 +69,15 @@ def _any_layout() -> re.Pattern[str]:
 
 # Letters a layout's plates never carry in its letter positions, where the countries that issue nearly all
 # plates of that shape a UK unit sees leave them out. LL 999 LL: France's SIV series skip I, O and U,
-# Italy's I, O, Q and U. The reader reads their Q and D as O and V and D as U (a French plate's Q had 0.01-0.03
-# left for Q beside 0.95 for O), and a confident O or U there is a misread, so the decoder puts the likeliest
-# issued letter in its place (`decode`). I is left out of the rule: Austrian district codes (KI) and Slovak
-# series (AI) carry it in the same shape. The cost: an Argentine Mercosur plate (the same shape, O and U
-# issued) with O or U reads wrong, as would an Austrian district code with them (VO, GU).
-UNISSUED: tuple[tuple[str, str], ...] = ((r"[A-Z]{2}\d{3}[A-Z]{2}", "OU"),)
+# Italy's I, O, Q and U; 9999 LLL 99: France's older FNI series skip I, O and U too (none among the 90
+# letters of the shared set's 39 FNI marks), as do Dutch plates of the same shape (no vowels). The reader
+# reads their Q and D as O and V and D as U (a French plate's Q had 0.01-0.03 left for Q beside 0.95 for
+# O), and a confident O or U there is a misread, so the plate's read takes the issued letter its crops
+# favour (`consensus.issued_letters`). I is left out of the rule: Austrian district codes (KI) and Slovak
+# series (AI) carry it in the LL 999 LL shape. The cost: an Argentine Mercosur plate (the same shape, O
+# and U issued) or an Austrian district code with them (VO, GU) reads wrong or, where no other letter
+# stands out, unsure; so would an Irish mark with a two-digit number and O in its county (12 MO 34).
+UNISSUED: tuple[tuple[str, str], ...] = ((r"[A-Z]{2}\d{3}[A-Z]{2}", "OU"), (r"\d{1,4}[A-Z]{1,3}\d{2}", "OU"))
 
 
 @cache
