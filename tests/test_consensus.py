@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.plates import UK_FORMATS
+from agent.plates import ALPHABET, UK_FORMATS
 from agent.recognise import Recogniser
 from agent.recognise.consensus import ctc_log_likelihood, ctc_log_likelihoods, greedy_labels, read_views
 from agent.recognise.decode import decode
 from agent.recognise.detector import Detection
+from agent.recognise.layouts import unissued_letters, unissued_positions
 from agent.recognise.preprocess import BLANK, HIDDEN, N_CLASSES
 from agent.recognise.rectify import crop_plate
 from tests.support.reader_output import probs_for
@@ -113,6 +114,9 @@ def test_a_letter_a_layout_never_carries_takes_the_issued_letter_the_views_favou
     # two unissued letters, each replaced by its own favourite (Q for O: the reader's usual confusion)
     c = read_views([probs_for("BO360YO", alt={1: ("Q", 0.03), 6: ("D", 0.03)})] * 2)
     assert c.reading is not None and c.reading.vrm == "BQ360YD"
+    # never by another unissued letter, however likely: I (left as read where it is read) is no D
+    c = read_views([probs_for("FR452RU", alt={6: ("I", 0.04)}), probs_for("FR452RU", alt={6: ("D", 0.01)})])
+    assert c.reading is not None and c.reading.vrm == "FR452RD"
 
 
 @pytest.mark.parametrize("text", ["FR452RU", "AC724OH", "OU123IO"])
@@ -120,7 +124,8 @@ def test_an_unissued_letter_stays_when_no_issued_letter_stands_out(text):
     # every other letter equally unlikely (or none given any chance): nothing to choose, the read stands
     flat = probs_for(text)
     none = probs_for(text)
-    none[:, :26 + 10] = np.where(none[:, :36] < 0.5, 0.0, none[:, :36])
+    k = len(ALPHABET)
+    none[:, :k] = np.where(none[:, :k] < 0.5, 0.0, none[:, :k])  # only the read letters left
     for p in (flat, none):
         c = read_views([p])
         assert c.reading is not None and c.reading.vrm == text
@@ -133,6 +138,21 @@ def test_reads_of_other_layouts_and_issued_letters_are_left_alone(text):
     alts = {i: ("Q", 0.03) for i in range(len(text))}
     c = read_views([probs_for(text, alt=alts)])
     assert c.reading is not None and c.reading.vrm == text
+
+
+@given(letters=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=4, max_size=4), digits=st.text("0123456789",
+       min_size=3, max_size=3), alts=st.dictionaries(st.integers(0, 6), st.tuples(
+           st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"), st.floats(0.0, 0.4)), max_size=4))
+def test_only_unissued_letters_ever_change_and_only_to_issued_ones(letters, digits, alts):
+    text = letters[:2] + digits + letters[2:]  # the LL 999 LL shape, any letters
+    p = probs_for(text, alt=alts)
+    read, c = decode(p), read_views([p])
+    assert (read is None) == (c.reading is None)
+    if read is None:
+        return
+    assert len(c.reading.vrm) == len(read.vrm) and 0.0 <= c.reading.confidence <= read.confidence
+    for i, (a, b) in enumerate(zip(read.vrm, c.reading.vrm, strict=True)):
+        assert a == b or (i in unissued_positions(read.vrm) and b.isalpha() and b not in unissued_letters(read.vrm))
 
 
 def test_covered_characters_seen_by_most_views_make_the_read_incomplete():

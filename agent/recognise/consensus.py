@@ -184,8 +184,8 @@ def issued_letters(r: Reading, probs: list[np.ndarray], readings: list[Reading |
     if not bad:
         return r
     mask = _issued_mask(unissued_letters(r.vrm))
-    dists = [d for p, v in zip(probs, readings, strict=True) if v is not None and v.complete
-             for d in [character_distributions(p)] if len(d) == len(r.vrm)]
+    views = [character_distributions(p) for p, v in zip(probs, readings, strict=True) if v is not None and v.complete]
+    dists = [d for d in views if len(d) == len(r.vrm)]
     chars, conf = list(r.vrm), list(r.char_confidences)
     for k in bad:
         total = np.sum([d[k] for d in dists], axis=0) if dists else np.zeros(len(ALPHABET))

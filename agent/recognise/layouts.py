@@ -73,11 +73,13 @@ def _any_layout() -> re.Pattern[str]:
 # letters of the shared set's 39 FNI marks), as do Dutch plates of the same shape (no vowels). The reader
 # reads their Q and D as O and V and D as U (a French plate's Q had 0.01-0.03 left for Q beside 0.95 for
 # O), and a confident O or U there is a misread, so the plate's read takes the issued letter its crops
-# favour (`consensus.issued_letters`). I is left out of the rule: Austrian district codes (KI) and Slovak
-# series (AI) carry it in the LL 999 LL shape. The cost: an Argentine Mercosur plate (the same shape, O
-# and U issued) or an Austrian district code with them (VO, GU) reads wrong or, where no other letter
-# stands out, unsure; so would an Irish mark with a two-digit number and O in its county (12 MO 34).
-UNISSUED: tuple[tuple[str, str], ...] = ((r"[A-Z]{2}\d{3}[A-Z]{2}", "OU"), (r"\d{1,4}[A-Z]{1,3}\d{2}", "OU"))
+# favour (`consensus.issued_letters`). A read I is left as read (KEPT_AS_READ), though never put in
+# another's place: Austrian district codes (KI) and Slovak series (AI) carry it in the LL 999 LL shape. The
+# cost: an Argentine Mercosur plate (the same shape, O and U issued) or an Austrian district code with them
+# (VO, GU) reads wrong or, where no other letter stands out, unsure; so would an Irish mark with a two-digit
+# number and O in its county (12 MO 34).
+UNISSUED: tuple[tuple[str, str], ...] = ((r"[A-Z]{2}\d{3}[A-Z]{2}", "IOU"), (r"\d{1,4}[A-Z]{1,3}\d{2}", "IOU"))
+KEPT_AS_READ = "I"
 
 
 @cache
@@ -91,8 +93,8 @@ def unissued_letters(text: str) -> frozenset[str]:
 
 
 def unissued_positions(text: str) -> tuple[int, ...]:
-    """Where `text` holds a letter its layout never carries (see `UNISSUED`)."""
-    letters = unissued_letters(text)
+    """Where `text` holds a letter its layout never carries (see `UNISSUED`), bar KEPT_AS_READ."""
+    letters = unissued_letters(text) - set(KEPT_AS_READ)
     return tuple(i for i, c in enumerate(text) if c in letters)
 
 
