@@ -92,24 +92,24 @@ def _why_current(m: re.Match[str], today: _dt.date | None) -> None:
         raise PlateError(f"'{bad[0]}' is not used in the random letters")
 
 
-def _why_prefix(m: re.Match[str]) -> None:
-    year, num, letters = m.groups()
+def _check_dated_gb(year: str, num: str, letters: str, position: str) -> None:
+    """Prefix and suffix marks differ only in where the year letter stands."""
     if year not in YEAR_LETTERS:
-        raise PlateError(f"'{year}' is not a prefix year letter")
+        raise PlateError(f"'{year}' is not a {position} year letter")
     _check_number(num, "serial number")
     bad = [c for c in letters if c not in GB_OLD_LETTERS]
     if bad:
         raise PlateError(f"'{bad[0]}' is not used in GB letter groups")
+
+
+def _why_prefix(m: re.Match[str]) -> None:
+    year, num, letters = m.groups()
+    _check_dated_gb(year, num, letters, "prefix")
 
 
 def _why_suffix(m: re.Match[str]) -> None:
     letters, num, year = m.groups()
-    if year not in YEAR_LETTERS:
-        raise PlateError(f"'{year}' is not a suffix year letter")
-    _check_number(num, "serial number")
-    bad = [c for c in letters if c not in GB_OLD_LETTERS]
-    if bad:
-        raise PlateError(f"'{bad[0]}' is not used in GB letter groups")
+    _check_dated_gb(year, num, letters, "suffix")
 
 
 def _why_ni(m: re.Match[str]) -> None:
